@@ -1,0 +1,14 @@
+"""ReceiverFunction: API Gateway HTTP API → verified envelope on the FIFO queue."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from hookline.observability import logger, metrics, tracer
+from hookline.receiver.api import app
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

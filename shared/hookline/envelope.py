@@ -1,0 +1,52 @@
+"""The queue envelope: what the receiver sends and the consumer reads.
+
+Its fields are a public contract (DESIGN.md, "Queue envelope").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _digest(*parts: str) -> str:
+    # NUL cannot occur in either part, so ("ab", "c") and ("a", "bc") never collide.
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+class Envelope(BaseModel):
+    """One genuine provider event, normalized."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str = Field(min_length=1)
+    event_id: str = Field(min_length=1, max_length=512)
+    event_type: str = Field(min_length=1, max_length=256)
+    object_id: str | None = Field(default=None, max_length=512)
+    occurred_at: datetime | None = None
+    received_at: datetime
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str
+
+    @property
+    def deduplication_id(self) -> str:
+        """Same provider and event id, same id: SQS drops a provider's retry.
+
+        A hash keeps it within SQS's 128 characters and allowed alphabet
+        whatever the provider's id looks like.
+        """
+        return _digest(self.provider, self.event_id)
+
+    @property
+    def group_id(self) -> str:
+        """Events about one object share a group, so SQS FIFO keeps them in order.
+
+        An event with no object id is its own group: nothing to order it against.
+        """
+        key = self.object_id if self.object_id is not None else f"event:{self.event_id}"
+        return f"{self.provider}:{_digest(self.provider, key)}"
+
+    def to_message_body(self) -> str:
+        return self.model_dump_json()

@@ -1,0 +1,64 @@
+"""Exceptions that cross module boundaries.
+
+Each one maps to exactly one HTTP answer in `hookline.receiver.api`; nothing
+else decides status codes. Messages are safe to show to the caller: they never
+carry secrets, expected signatures or payloads.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HooklineError(Exception):
+    """Base of every error hookline raises on purpose."""
+
+
+class UnknownProvider(HooklineError):
+    """The path names no provider hookline knows."""
+
+
+class ProviderDisabled(HooklineError):
+    """The provider is known but has no secret configured."""
+
+
+class PayloadTooLarge(HooklineError):
+    """The body (or the envelope built from it) exceeds the configured limit."""
+
+
+class RejectReason(StrEnum):
+    """Why a signature check failed; logged and counted, never a hint to the caller."""
+
+    MISSING_HEADER = "missing_header"
+    MALFORMED_HEADER = "malformed_header"
+    MISMATCH = "mismatch"
+    TIMESTAMP_OUT_OF_TOLERANCE = "timestamp_out_of_tolerance"
+    UNSIGNED_FIELD = "unsigned_field"
+
+
+class SignatureRejected(HooklineError):
+    """The request is not provably from the provider."""
+
+    def __init__(self, reason: RejectReason) -> None:
+        super().__init__(f"signature rejected: {reason.value}")
+        self.reason = reason
+
+
+class MalformedEvent(HooklineError):
+    """Genuine request, but the body cannot become an event (not JSON, no event id...)."""
+
+
+class ServiceUnavailable(HooklineError):
+    """A dependency failed; the provider must retry later."""
+
+
+class SecretsUnavailable(ServiceUnavailable):
+    """The webhook secret could not be read or is not shaped as documented."""
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """SQS did not accept the envelope."""
+
+
+class ConfigurationError(ServiceUnavailable):
+    """The function's environment is missing or invalid."""

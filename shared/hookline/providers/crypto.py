@@ -1,0 +1,36 @@
+"""HMAC-SHA256 and constant-time comparison, the only cryptography providers need."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def hex_digest(key: bytes, message: bytes) -> str:
+    return hmac_sha256(key, message).hex()
+
+
+def base64_digest(key: bytes, message: bytes) -> str:
+    return base64.b64encode(hmac_sha256(key, message)).decode("ascii")
+
+
+def matches_any(expected: Iterable[str], candidates: Iterable[str]) -> bool:
+    """True if any candidate equals any expected value, compared in constant time.
+
+    Every pair is compared (no early exit), so timing says nothing about which
+    secret or which header entry came close. Bytes, not str: compare_digest
+    refuses non-ASCII str, and header values can contain anything.
+    """
+    expected_bytes = [value.encode("utf-8") for value in expected]
+    found = False
+    for candidate in candidates:
+        candidate_bytes = candidate.encode("utf-8", "replace")
+        for value in expected_bytes:
+            found |= hmac.compare_digest(value, candidate_bytes)
+    return found

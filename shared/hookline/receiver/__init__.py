@@ -1,0 +1,1 @@
+"""The receiver: verify a provider's request, queue its envelope, answer."""

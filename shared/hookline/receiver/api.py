@@ -1,0 +1,197 @@
+"""HTTP routes of the receiver (API Gateway HTTP API, payload format 2.0)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.config import Config
+
+from hookline.errors import (
+    ConfigurationError,
+    HooklineError,
+    MalformedEvent,
+    PayloadTooLarge,
+    ProviderDisabled,
+    QueueUnavailable,
+    SecretsUnavailable,
+    ServiceUnavailable,
+    SignatureRejected,
+    UnknownProvider,
+)
+from hookline.observability import count, logger, tracer
+from hookline.providers import WebhookRequest, build_registry
+from hookline.queue import EventQueue
+from hookline.receiver.intake import Intake
+from hookline.secrets import WebhookSecrets
+from hookline.settings import ReceiverSettings
+
+# Short timeouts and bounded retries: API Gateway gives up after 30 s, and a
+# provider that gets a quick 503 retries sooner than one that times out.
+AWS_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+)
+RETRY_AFTER_SECONDS = "30"
+
+app = APIGatewayHttpResolver()
+
+
+def build_intake(settings: ReceiverSettings) -> Intake:
+    secrets_client = boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+    return Intake(
+        providers=build_registry(square_notification_url=settings.square_notification_url),
+        secrets=WebhookSecrets(settings.secrets_name, SecretsProvider(boto3_client=secrets_client)),
+        queue=EventQueue(settings.queue_url, boto3.client("sqs", config=AWS_CLIENT_CONFIG)),
+        tolerance_seconds=settings.signature_tolerance_seconds,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+@cache
+def intake() -> Intake:
+    """Built on first use and kept for the container's life (clients, secret cache)."""
+    return build_intake(ReceiverSettings.from_env())
+
+
+def webhook_request(event: APIGatewayProxyEventV2) -> WebhookRequest:
+    raw_body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            body = base64.b64decode(raw_body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedEvent("body is not valid base64") from None
+    else:
+        # surrogatepass: a lone surrogate must reach the signature check as bytes, not crash.
+        body = raw_body.encode("utf-8", "surrogatepass")
+    query = event.raw_query_string
+    url = f"https://{event.request_context.domain_name}{event.raw_path}"
+    return WebhookRequest(
+        body=body,
+        headers={name.lower(): value for name, value in (event.headers or {}).items()},
+        query=event.query_string_parameters or {},
+        url=f"{url}?{query}" if query else url,
+    )
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(payload),
+        headers=headers,
+    )
+
+
+@app.post("/webhooks/<provider>")
+def receive_webhook(provider: str) -> Response[str]:
+    accepted = intake().accept(provider, webhook_request(app.current_event))
+    envelope = accepted.envelope
+    logger.set_correlation_id(envelope.event_id)
+    tracer.put_annotation(key="provider", value=provider)
+    logger.info(
+        "webhook queued",
+        extra={
+            "provider": provider,
+            "event_type": envelope.event_type,
+            "object_id": envelope.object_id,
+            "message_id": accepted.message_id,
+        },
+    )
+    count("WebhooksAccepted", provider=provider)
+    return _json(200, {"received": True, "event_id": envelope.event_id})
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    checks: dict[str, str] = {}
+    try:
+        dependencies = intake()
+    except ConfigurationError:
+        logger.exception("receiver is misconfigured")
+        checks = {"configuration": "invalid", "secrets": "unknown", "queue": "unknown"}
+    else:
+        for name, check in (
+            ("secrets", dependencies.secrets.check),
+            ("queue", dependencies.queue.check),
+        ):
+            try:
+                check()
+            except ServiceUnavailable:
+                logger.warning("health check failed", extra={"check": name}, exc_info=True)
+                checks[name] = "unavailable"
+            else:
+                checks[name] = "ok"
+    healthy = all(state == "ok" for state in checks.values())
+    return _json(
+        200 if healthy else 503, {"status": "ok" if healthy else "unavailable", "checks": checks}
+    )
+
+
+def _known_provider(name: str | None) -> str | None:
+    """The path's provider, only when it is one we know: it becomes a metric dimension."""
+    if name is None:
+        return None
+    try:
+        return name if name in intake().providers else None
+    except ConfigurationError:
+        return None
+
+
+def answer_error(error: HooklineError) -> Response[str]:
+    """The one place an error becomes an answer, a log line and a metric."""
+    path_provider = (app.current_event.path_parameters or {}).get("provider")
+    provider = _known_provider(path_provider) or "unknown"
+    if isinstance(error, UnknownProvider | ProviderDisabled):
+        logger.warning("unknown or disabled provider", extra={"provider": provider})
+        count("WebhooksRejected", reason="unknown_provider")
+        return _json(404, {"error": "unknown_provider", "message": "unknown or disabled provider"})
+    if isinstance(error, PayloadTooLarge):
+        logger.warning("payload too large", extra={"provider": provider})
+        count("WebhooksRejected", reason="too_large")
+        return _json(413, {"error": "payload_too_large", "message": str(error)})
+    if isinstance(error, SignatureRejected):
+        logger.warning(
+            "signature rejected", extra={"provider": provider, "reason": error.reason.value}
+        )
+        count("WebhooksRejected", reason="signature")
+        count("SignatureRejected", provider=provider)
+        return _json(
+            401, {"error": "invalid_signature", "message": "signature verification failed"}
+        )
+    if isinstance(error, MalformedEvent):
+        logger.warning("malformed event", extra={"provider": provider, "detail": str(error)})
+        count("WebhooksRejected", reason="malformed")
+        return _json(400, {"error": "malformed_event", "message": str(error)})
+    if isinstance(error, ServiceUnavailable):
+        logger.error(
+            "cannot accept webhook now", extra={"provider": provider, "detail": str(error)}
+        )
+        metric = {
+            QueueUnavailable: "EnqueueFailed",
+            SecretsUnavailable: "SecretsUnavailable",
+        }.get(type(error), "ConfigurationErrors")
+        count(metric, provider=provider)
+        return _json(
+            503,
+            {"error": "unavailable", "message": "temporarily unavailable, retry later"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    raise error  # an unmapped HooklineError is a bug: let it surface as a Lambda error
+
+
+# Registered by call: the decorator form is untyped in Powertools.
+app.exception_handler(HooklineError)(answer_error)
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return _json(404, {"error": "not_found", "message": "no such route"})

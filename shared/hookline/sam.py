@@ -1,0 +1,132 @@
+"""Running the SAM CLI the way this project needs it.
+
+`sam build` for the python3.13 runtime needs a python3.13 interpreter on PATH.
+Development runs on 3.11+, so this finds 3.13 on PATH or in pyenv and puts its
+directory first for the SAM process only.
+
+    python -m hookline.sam validate
+    python -m hookline.sam build [--build-dir DIR] [--architecture x86_64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+LAMBDA_PYTHON = "3.13"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ToolMissing(RuntimeError):
+    """A tool the build needs is not installed."""
+
+
+def _works(python: str) -> bool:
+    try:
+        result = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except OSError:
+        return False
+    return result.returncode == 0 and result.stdout.strip() == str(
+        tuple(int(part) for part in LAMBDA_PYTHON.split("."))
+    )
+
+
+def find_lambda_python() -> Path:
+    """The directory holding a working python3.13, from PATH or pyenv."""
+    name = f"python{LAMBDA_PYTHON}"
+    on_path = shutil.which(name)
+    # A pyenv shim is on PATH even when 3.13 is not the selected version: try it.
+    if on_path and _works(on_path):
+        return Path(on_path).parent
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    for candidate in sorted(Path(pyenv_root, "versions").glob(f"{LAMBDA_PYTHON}*"), reverse=True):
+        interpreter = candidate / "bin" / name
+        if interpreter.exists() and _works(str(interpreter)):
+            return interpreter.parent
+    raise ToolMissing(
+        f"{name} is needed by `sam build` for the python{LAMBDA_PYTHON} runtime: "
+        f"install it (e.g. `pyenv install {LAMBDA_PYTHON}`) or put it on PATH"
+    )
+
+
+def sam_executable() -> str:
+    beside_python = Path(sys.executable).parent / "sam"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("sam")
+    if found is None:
+        raise ToolMissing("the SAM CLI is not installed: run `make install`")
+    return found
+
+
+def sam_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{find_lambda_python()}{os.pathsep}{env.get('PATH', '')}"
+    env["SAM_CLI_TELEMETRY"] = "0"
+    # Validation and builds need a region but never an account.
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+    return env
+
+
+def run_sam(arguments: Sequence[str], *, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sam_executable(), *arguments],
+        cwd=cwd,
+        env=sam_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def validate() -> subprocess.CompletedProcess[str]:
+    return run_sam(["validate", "--lint", "--template-file", "template.yaml"])
+
+
+def build(
+    build_dir: Path | None = None, architecture: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    arguments = ["build", "--template-file", "template.yaml"]
+    if build_dir is not None:
+        # Outside samconfig's cache: a test build must not reuse stale artifacts.
+        arguments += ["--build-dir", str(build_dir), "--no-cached"]
+    if architecture is not None:
+        arguments += ["--parameter-overrides", f"Architecture={architecture}"]
+    return run_sam(arguments)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hookline.sam")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("validate", help="sam validate --lint")
+    build_parser = commands.add_parser("build", help="sam build with python3.13 on PATH")
+    build_parser.add_argument("--build-dir", type=Path)
+    build_parser.add_argument("--architecture", choices=["arm64", "x86_64"])
+    args = parser.parse_args(argv)
+    try:
+        result = (
+            validate()
+            if args.command == "validate"
+            else build(args.build_dir, args.architecture)
+        )
+    except ToolMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
