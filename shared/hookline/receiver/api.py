@@ -131,6 +131,7 @@ def health() -> Response[str]:
             else:
                 checks[name] = "ok"
     healthy = all(state == "ok" for state in checks.values())
+    count("HealthChecks", status="ok" if healthy else "unavailable")
     return _json(
         200 if healthy else 503, {"status": "ok" if healthy else "unavailable", "checks": checks}
     )
