@@ -6,11 +6,11 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hookline.receiver.api import intake
 from moto import mock_aws
 
-from hookline.receiver.api import intake
-from tests.support.stack import Stack, create_stack
 from tests.support.samples import SQUARE_URL
+from tests.support.stack import Stack, create_stack
 
 AWS_TEST_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",

@@ -28,7 +28,7 @@ class ToolMissing(RuntimeError):
 
 def _works(python: str) -> bool:
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [python, "-c", "import sys; print(sys.version_info[:2])"],
             capture_output=True,
             text=True,
@@ -79,8 +79,10 @@ def sam_environment() -> dict[str, str]:
     return env
 
 
-def run_sam(arguments: Sequence[str], *, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def run_sam(
+    arguments: Sequence[str], *, cwd: Path = PROJECT_ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - fixed argv, no shell
         [sam_executable(), *arguments],
         cwd=cwd,
         env=sam_environment(),
@@ -116,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = (
-            validate()
-            if args.command == "validate"
-            else build(args.build_dir, args.architecture)
+            validate() if args.command == "validate" else build(args.build_dir, args.architecture)
         )
     except ToolMissing as error:
         print(f"error: {error}", file=sys.stderr)

@@ -8,7 +8,9 @@ from typing import Any
 SQUARE_URL = "https://hooks.example.test/webhooks/square"
 
 
-def stripe_event(event_id: str = "evt_1NG8Du2eZvKYlo2CUI79vXWy", created: int = 1_760_000_000) -> dict[str, Any]:
+def stripe_event(
+    event_id: str = "evt_1NG8Du2eZvKYlo2CUI79vXWy", created: int = 1_760_000_000
+) -> dict[str, Any]:
     return {
         "id": event_id,
         "object": "event",
@@ -54,7 +56,9 @@ def square_event(event_id: str = "6a8f5f28-54a1-4eb0-a98a-3111513fd4fc") -> dict
     }
 
 
-def mercadopago_event(event_id: int = 112233445566, payment_id: str = "1234567890") -> dict[str, Any]:
+def mercadopago_event(
+    event_id: int = 112233445566, payment_id: str = "1234567890"
+) -> dict[str, Any]:
     return {
         "id": event_id,
         "live_mode": False,

@@ -12,6 +12,7 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from hookline.providers import WebhookRequest
+
 from tests.support import samples
 
 NOW = 1_760_000_000
@@ -88,7 +89,9 @@ def sign(
         signature = _hmac(key, f"{timestamp}.".encode() + body).hex()
         return Signed(
             provider,
-            WebhookRequest(body=body, headers={"stripe-signature": f"t={timestamp},v1={signature}"}),
+            WebhookRequest(
+                body=body, headers={"stripe-signature": f"t={timestamp},v1={signature}"}
+            ),
             ("stripe-signature",),
             "evt_1NG8Du2eZvKYlo2CUI79vXWy",
             "payment_intent.succeeded",
@@ -119,7 +122,10 @@ def sign(
             provider,
             WebhookRequest(
                 body=body,
-                headers={"x-signature": f"ts={timestamp},v1={signature}", "x-request-id": request_id},
+                headers={
+                    "x-signature": f"ts={timestamp},v1={signature}",
+                    "x-request-id": request_id,
+                },
                 query=query,
             ),
             ("x-signature",),

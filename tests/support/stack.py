@@ -11,8 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-
 from hookline import template
+
 from tests.support.signers import SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,16 +61,16 @@ def default_secret_document() -> dict[str, list[str]]:
 def create_stack() -> Stack:
     """Queues, secret and the receiver's environment, as template.yaml declares them."""
     document = template.load()
-    sqs = boto3.client("sqs")
-    secretsmanager = boto3.client("secretsmanager")
+    sqs: Any = boto3.client("sqs")
+    secretsmanager: Any = boto3.client("secretsmanager")
     resolver = template.Resolver(document, stack_name=STACK_NAME)
     dlq_url = sqs.create_queue(
         QueueName=f"{STACK_NAME}-EventsDLQ.fifo",
         Attributes=template.sqs_attributes(document, "EventsDLQ", resolver),
     )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     resolver = template.Resolver(
         document, stack_name=STACK_NAME, attributes={("EventsDLQ", "Arn"): dlq_arn}
     )
@@ -96,7 +96,8 @@ def load_function(name: str) -> ModuleType:
     """functions/<name>/app.py as Lambda loads it (every function's module is `app`)."""
     path = ROOT / "functions" / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"hookline_function_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -195,4 +195,5 @@ app.exception_handler(HooklineError)(answer_error)
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
+    count("RoutesNotFound")
     return _json(404, {"error": "not_found", "message": "no such route"})

@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-
 from hookline.errors import ConfigurationError, MalformedEvent, RejectReason, SignatureRejected
 from hookline.providers import PROVIDER_NAMES, Provider, WebhookRequest, build_registry
+
 from tests.support import samples
 from tests.support.signers import NOW, SECRETS, Signed, sign
 
@@ -19,7 +19,9 @@ TIMESTAMPED = ("stripe", "svix", "standard")
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
 
 
-def verify(provider: str, request: WebhookRequest, secrets: tuple[str, ...] | None = None, now: float = NOW) -> None:
+def verify(
+    provider: str, request: WebhookRequest, secrets: tuple[str, ...] | None = None, now: float = NOW
+) -> None:
     REGISTRY[provider].verify(
         request, secrets or (SECRETS[provider][0],), now=now, tolerance=TOLERANCE
     )
@@ -37,7 +39,15 @@ def signed(request: pytest.FixtureRequest) -> Signed:
 
 
 def test_registry_has_every_provider_of_the_design() -> None:
-    assert set(REGISTRY) == {"stripe", "square", "mercadopago", "shopify", "github", "svix", "standard"}
+    assert set(REGISTRY) == {
+        "stripe",
+        "square",
+        "mercadopago",
+        "shopify",
+        "github",
+        "svix",
+        "standard",
+    }
     provider: Provider = REGISTRY["stripe"]
     assert provider.name == "stripe"
 
@@ -237,7 +247,9 @@ def test_shopify_falls_back_to_webhook_id_and_needs_one() -> None:
 def test_github_needs_a_delivery_id() -> None:
     signed = sign("github")
     with pytest.raises(MalformedEvent):
-        REGISTRY["github"].normalize(signed.with_headers(x_github_delivery=None), received_at=RECEIVED_AT)
+        REGISTRY["github"].normalize(
+            signed.with_headers(x_github_delivery=None), received_at=RECEIVED_AT
+        )
 
 
 def test_svix_secret_that_is_not_base64_is_a_configuration_error() -> None:
@@ -252,8 +264,13 @@ def test_svix_occurred_at_reads_clerk_millisecond_timestamps() -> None:
 
 def test_standard_webhooks_use_their_own_headers() -> None:
     signed = sign("standard")
-    renamed = {name.replace("webhook-", "svix-"): value for name, value in signed.request.headers.items()}
-    assert rejected("standard", replace(signed.request, headers=renamed)) is RejectReason.MISSING_HEADER
+    renamed = {
+        name.replace("webhook-", "svix-"): value for name, value in signed.request.headers.items()
+    }
+    assert (
+        rejected("standard", replace(signed.request, headers=renamed))
+        is RejectReason.MISSING_HEADER
+    )
 
 
 def test_base64_of_signature_is_compared_exactly() -> None:
@@ -261,4 +278,7 @@ def test_base64_of_signature_is_compared_exactly() -> None:
     signature = signed.request.headers["x-shopify-hmac-sha256"]
     # Same bytes, different text (no padding): refuse rather than normalise attacker input.
     unpadded = base64.b64encode(base64.b64decode(signature)).decode().rstrip("=")
-    assert rejected("shopify", signed.with_headers(x_shopify_hmac_sha256=unpadded)) is RejectReason.MISMATCH
+    assert (
+        rejected("shopify", signed.with_headers(x_shopify_hmac_sha256=unpadded))
+        is RejectReason.MISMATCH
+    )
