@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from hookline.providers import WebhookRequest
 
@@ -59,7 +59,6 @@ class Signed:
     event_id: str
     event_type: str
     object_id: str | None
-    query: dict[str, str] = field(default_factory=dict)
 
     def with_headers(self, **changes: str | None) -> WebhookRequest:
         headers = dict(self.request.headers)
@@ -132,7 +131,6 @@ def sign(
             "112233445566",
             "payment",
             "1234567890",
-            query,
         )
     if provider == "shopify":
         body = body if body is not None else samples.encode(samples.shopify_order())
