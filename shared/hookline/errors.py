@@ -62,3 +62,19 @@ class QueueUnavailable(ServiceUnavailable):
 
 class ConfigurationError(ServiceUnavailable):
     """The function's environment is missing or invalid."""
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot be reached or dropped the connection; retry later."""
+
+
+class ProviderApiUnavailable(ServiceUnavailable):
+    """A provider's API timed out, rate-limited or failed; retry later."""
+
+
+class ResourceNotFound(HooklineError):
+    """A provider's API says the resource an event names does not exist."""
+
+
+class MigrationError(HooklineError):
+    """The migrations on disk and those recorded in the database disagree."""

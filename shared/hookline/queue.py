@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hookline.envelope import Envelope
 from hookline.errors import PayloadTooLarge, QueueUnavailable
+from hookline.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -48,3 +50,25 @@ class EventQueue:
             self._client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
         except (BotoCoreError, ClientError) as error:
             raise QueueUnavailable(f"queue unreachable: {type(error).__name__}") from error
+
+    def retry_later(self, messages: Sequence[tuple[str, str, int]]) -> None:
+        """Set (message id, receipt handle, seconds) visibility timeouts, ten at a time.
+
+        Best effort: if it fails, the messages return after the queue's own timeout.
+        """
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            try:
+                answer = self._client.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": seconds}
+                        for index, (_, receipt, seconds) in enumerate(chunk)
+                    ],
+                )
+            except (BotoCoreError, ClientError) as error:
+                logger.warning("could not set retry delays", extra={"error": type(error).__name__})
+                continue
+            if answer.get("Failed"):
+                failed = len(answer["Failed"])
+                logger.warning("some retry delays were not set", extra={"failed": failed})

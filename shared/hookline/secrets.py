@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
     TransformParameterError,
 )
 
-from hookline.errors import ProviderDisabled, SecretsUnavailable
+from hookline.errors import ConfigurationError, ProviderDisabled, SecretsUnavailable
 
 DEFAULT_MAX_AGE_SECONDS = 60
 
@@ -52,6 +52,13 @@ class WebhookSecrets:
         if not isinstance(entry, list) or not all(isinstance(s, str) and s for s in entry):
             raise SecretsUnavailable(f"the secret entry for {provider} is not a list of strings")
         return tuple(entry)
+
+    def api_credential(self, key: str) -> str:
+        """A provider API credential kept in the same secret (e.g. `mercadopago_access_token`)."""
+        value = self._document().get(key)
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"the webhook secret has no {key}")
+        return value
 
     def check(self) -> None:
         """Raise SecretsUnavailable unless the secret can be read (for /health)."""

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hookline.errors import ConfigurationError
 
@@ -27,8 +27,10 @@ class _EnvSettings(BaseModel):
         except ValidationError as error:
             # Name the variables, never their values.
             names = sorted({str(e["loc"][0]).upper() for e in error.errors() if e["loc"]})
+            # Model-level rules carry no location; their messages name variables only.
+            rules = [str(e["msg"]) for e in error.errors() if not e["loc"]]
             raise ConfigurationError(
-                f"invalid or missing environment: {', '.join(names)}"
+                f"invalid or missing environment: {', '.join(names + rules)}"
             ) from None
 
 
@@ -38,3 +40,37 @@ class ReceiverSettings(_EnvSettings):
     square_notification_url: str | None = None
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1, le=1_048_576)
+
+
+class DatabaseSettings(_EnvSettings):
+    """Where PostgreSQL is: DATABASE_URL, else the RDS-style secret DATABASE_SECRET_NAME."""
+
+    database_url: str | None = None
+    database_secret_name: str | None = None
+    database_connect_timeout_seconds: int = Field(default=3, ge=1, le=30)
+    database_statement_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+
+    @field_validator("database_url", "database_secret_name", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # template.yaml passes "" for the option a deployment does not use.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.database_url is None and self.database_secret_name is None:
+            raise ValueError("set DATABASE_URL or DATABASE_SECRET_NAME")
+        return self
+
+
+class ConsumerSettings(DatabaseSettings):
+    queue_url: str = Field(min_length=1)
+    secrets_name: str = Field(min_length=1)
+    idempotency_table: str = Field(min_length=1)
+    orphan_deadline_hours: int = Field(default=72, ge=1)
+    # Backoff of a transiently failed message: base * 2^(receives - 1), capped.
+    retry_base_seconds: int = Field(default=30, ge=0, le=43_200)
+    retry_max_seconds: int = Field(default=900, ge=0, le=43_200)
+    mercadopago_api_url: str = "https://api.mercadopago.com"
+    # Comma-separated modules that register a team's own handlers.
+    hookline_handler_modules: str = ""

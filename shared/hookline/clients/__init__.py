@@ -1,0 +1,1 @@
+"""Small HTTP clients for provider APIs (thin events now, recovering missed events later)."""

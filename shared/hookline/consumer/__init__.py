@@ -1,0 +1,1 @@
+"""The consumer: SQS FIFO batches → one PostgreSQL transaction per event."""

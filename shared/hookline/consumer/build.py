@@ -1,0 +1,85 @@
+"""Wiring the consumer from its settings, once per Lambda container."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import timedelta
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.config import Config
+
+from hookline.clients.mercadopago import MercadoPagoApi
+from hookline.consumer.apply import Applier
+from hookline.consumer.batch import Consumer, RetryPolicy
+from hookline.database import Database, conninfo_from_secret
+from hookline.queue import EventQueue
+from hookline.secrets import WebhookSecrets
+from hookline.settings import ConsumerSettings, DatabaseSettings
+
+AWS_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+)
+MERCADOPAGO_TOKEN_KEY = "mercadopago_access_token"  # noqa: S105 - a key name, not a secret
+
+
+def database_conninfo(settings: DatabaseSettings, secrets: SecretsProvider) -> Callable[[], str]:
+    """DATABASE_URL, or the RDS-style secret read on each (re)connect, cached 5 minutes."""
+    if settings.database_url is not None:
+        url = settings.database_url
+        return lambda: url
+    name = settings.database_secret_name
+    assert name is not None  # DatabaseSettings requires one of the two
+    return lambda: conninfo_from_secret(secrets.get(name, transform="json", max_age=300))
+
+
+def build_database(settings: DatabaseSettings, application_name: str) -> Database:
+    secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG))
+    return Database(
+        database_conninfo(settings, secrets),
+        application_name=application_name,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+    )
+
+
+def import_handler_modules(names: str) -> None:
+    """Import the team's own handler modules so their handlers register."""
+    for name in filter(None, (part.strip() for part in names.split(","))):
+        importlib.import_module(name)
+
+
+def build_consumer(settings: ConsumerSettings) -> Consumer:
+    import_handler_modules(settings.hookline_handler_modules)
+    webhook_secrets = WebhookSecrets(
+        settings.secrets_name,
+        SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)),
+    )
+    applier = Applier(
+        build_database(settings, "hookline-consumer"),
+        MercadoPagoApi(
+            lambda: webhook_secrets.api_credential(MERCADOPAGO_TOKEN_KEY),
+            settings.mercadopago_api_url,
+        ),
+        orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
+    )
+    return Consumer(
+        applier,
+        DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table,
+            boto_config=Config(
+                connect_timeout=2, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
+            ),
+        ),
+        EventQueue(settings.queue_url, boto3.client("sqs", config=AWS_CLIENT_CONFIG)),
+        RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+    )
+
+
+@cache
+def consumer() -> Consumer:
+    """Built on first use and kept for the container's life (connection, clients, caches)."""
+    return build_consumer(ConsumerSettings.from_env())

@@ -1,0 +1,126 @@
+"""One PostgreSQL connection per Lambda container.
+
+Opened on first use, reused across invocations, checked after idling (a Lambda
+container can be frozen for minutes while the server drops the socket) and
+re-opened after a failure. The event source mapping's maximum concurrency caps
+the number of containers, hence of connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import DictRow, dict_row
+
+from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnavailable
+
+Connection = psycopg.Connection[DictRow]
+
+
+def describe(error: BaseException) -> str:
+    """A one-line, secret-free description of a driver error (psycopg never echoes passwords)."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+
+
+class Database:
+    def __init__(
+        self,
+        conninfo: Callable[[], str],
+        *,
+        application_name: str = "hookline",
+        connect_timeout_seconds: int = 3,
+        statement_timeout_ms: int = 10_000,
+        idle_check_seconds: float = 30.0,
+        retry_after_failure_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._conninfo = conninfo
+        self._application_name = application_name
+        self._connect_timeout = connect_timeout_seconds
+        self._statement_timeout_ms = statement_timeout_ms
+        self._idle_check = idle_check_seconds
+        self._retry_after_failure = retry_after_failure_seconds
+        self._clock = clock
+        self._connection: Connection | None = None
+        self._last_used = 0.0
+        self._failed_at: float | None = None
+
+    def connection(self) -> Connection:
+        """A usable connection (autocommit; use `with conn.transaction()`).
+
+        Raises DatabaseUnavailable without trying again for a couple of seconds
+        after a failed connect, so a batch fails fast instead of waiting out
+        `connect_timeout` once per record.
+        """
+        now = self._clock()
+        connection = self._connection
+        if connection is not None and (connection.closed or connection.broken):
+            self.discard()
+            connection = None
+        if connection is not None and now - self._last_used > self._idle_check:
+            try:
+                connection.execute("SELECT 1")
+            except psycopg.Error:
+                self.discard()
+                connection = None
+        if connection is None:
+            connection = self._open(now)
+        self._last_used = now
+        return connection
+
+    def _open(self, now: float) -> Connection:
+        if self._failed_at is not None and now - self._failed_at < self._retry_after_failure:
+            raise DatabaseUnavailable("PostgreSQL was unreachable moments ago")
+        try:
+            connection = psycopg.connect(
+                self._conninfo(),
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=self._connect_timeout,
+                application_name=self._application_name,
+                options=f"-c statement_timeout={self._statement_timeout_ms}",
+            )
+        except psycopg.Error as error:
+            self._failed_at = now
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {describe(error)}") from error
+        self._failed_at = None
+        self._connection = connection
+        return connection
+
+    def discard(self) -> None:
+        """Drop the connection (after an error); the next use opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+
+    def check(self) -> None:
+        """Raise DatabaseUnavailable unless PostgreSQL answers a query now."""
+        try:
+            self.connection().execute("SELECT 1")
+        except psycopg.OperationalError as error:
+            self.discard()
+            raise DatabaseUnavailable(f"PostgreSQL check failed: {describe(error)}") from error
+
+
+def conninfo_from_secret(secret: Any) -> str:
+    """A libpq connection string from an RDS-style secret (username, password, host, ...)."""
+    if not isinstance(secret, dict):
+        raise SecretsUnavailable("the database secret is not a JSON object")
+    missing = [key for key in ("host", "username", "password") if not secret.get(key)]
+    if missing:
+        raise ConfigurationError(f"the database secret lacks {', '.join(missing)}")
+    return make_conninfo(
+        host=str(secret["host"]),
+        port=str(secret.get("port", 5432)),
+        dbname=str(secret.get("dbname") or secret.get("database") or "postgres"),
+        user=str(secret["username"]),
+        password=str(secret["password"]),
+        sslmode=str(secret.get("sslmode", "require")),
+    )

@@ -1,0 +1,21 @@
+"""Domain handlers: the registry and the built-in payment and order handlers."""
+
+from hookline.handlers import mercadopago, shopify, square, stripe
+from hookline.handlers.base import Event, Handler, HandlerContext, Outcome, PaymentFetcher
+from hookline.handlers.registry import HandlerRegistry, registry
+from hookline.ledger import LedgerStatus
+
+__all__ = [
+    "Event",
+    "Handler",
+    "HandlerContext",
+    "HandlerRegistry",
+    "LedgerStatus",
+    "Outcome",
+    "PaymentFetcher",
+    "mercadopago",
+    "registry",
+    "shopify",
+    "square",
+    "stripe",
+]

@@ -1,0 +1,137 @@
+"""What a domain handler gets and returns.
+
+A handler runs inside the event's apply transaction: everything it writes
+through `context.connection` commits together with the ledger row, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from hookline.database import Connection
+from hookline.envelope import Envelope
+from hookline.errors import MalformedEvent
+from hookline.ledger import LedgerStatus
+from hookline.payments import PaymentUpdate, apply_payment, sync_order
+
+
+class PaymentFetcher(Protocol):
+    """Fetches the full payment a thin event names (Mercado Pago)."""
+
+    def payment(self, payment_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Event:
+    envelope: Envelope
+    payload: Mapping[str, Any]
+
+    @property
+    def provider(self) -> str:
+        return self.envelope.provider
+
+    @property
+    def event_type(self) -> str:
+        return self.envelope.event_type
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        return self.envelope.occurred_at
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    connection: Connection
+    mercadopago: PaymentFetcher
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an event ended: the ledger status and, for dashboards and logs, its effect."""
+
+    status: LedgerStatus
+    order_id: str | None = None
+    order_status: str | None = None
+    amount_mismatch: bool = False
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "order_id": self.order_id,
+            "order_status": self.order_status,
+            "amount_mismatch": self.amount_mismatch,
+            "duplicate": self.duplicate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        return cls(
+            status=LedgerStatus(data["status"]),
+            order_id=data.get("order_id"),
+            order_status=data.get("order_status"),
+            amount_mismatch=bool(data.get("amount_mismatch")),
+            duplicate=bool(data.get("duplicate")),
+        )
+
+
+Handler = Callable[[HandlerContext, Event], Outcome]
+
+
+def apply_payment_event(context: HandlerContext, update: PaymentUpdate) -> Outcome:
+    """Move the payment, then its order; `orphaned` if the shop has no such order yet."""
+    change = apply_payment(context.connection, update)
+    order_id = change.after.order_id
+    if change.stale:
+        return Outcome(LedgerStatus.STALE, order_id=order_id)
+    if order_id is None:
+        return Outcome(LedgerStatus.APPLIED)
+    order = sync_order(context.connection, order_id)
+    if order is None:
+        return Outcome(LedgerStatus.ORPHANED, order_id=order_id)
+    return Outcome(
+        LedgerStatus.APPLIED,
+        order_id=order_id,
+        order_status=order.after.status.value,
+        amount_mismatch=order.became_mismatch,
+    )
+
+
+# Reading payloads: a field that is missing or of the wrong type is a MalformedEvent
+# naming the field, never a KeyError deep in a handler.
+
+
+def mapping(data: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
+    current: Any = data
+    for key in path:
+        current = current.get(key) if isinstance(current, Mapping) else None
+    if not isinstance(current, Mapping):
+        raise MalformedEvent(f"{'.'.join(path)} is missing or not an object")
+    return current
+
+
+def text(data: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise MalformedEvent(f"{what} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedEvent(f"{what} is not a string or integer")
+    return str(value)
+
+
+def required_text(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = text(data, key, what)
+    assert value is not None
+    return value
+
+
+def integer(data: Mapping[str, Any], key: str, what: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedEvent(f"{what} is not a non-negative integer")
+    return value
