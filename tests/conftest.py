@@ -5,12 +5,21 @@ import logging
 import sys
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from hookline.consumer.build import consumer
+from hookline.database import Connection
 from hookline.receiver.api import intake
 from moto import mock_aws
+from psycopg.rows import dict_row
 
+from tests.support.fake_provider import FakeMercadoPago, serve
+from tests.support.pipeline import Pipeline
+from tests.support.postgres import PostgresServer, fresh_database, migrated_template
 from tests.support.samples import SQUARE_URL
-from tests.support.stack import Stack, create_stack
+from tests.support.stack import Stack, create_stack, default_secret_document, load_function
+
+MERCADOPAGO_TOKEN = "TEST-0000-fake-mercadopago-access-token"
 
 AWS_TEST_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -70,3 +79,57 @@ def _logs_follow_stdout() -> None:
 def output(capsys: pytest.CaptureFixture[str]) -> pytest.CaptureFixture[str]:
     """Log lines and metrics as the function prints them."""
     return capsys
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (see tests/support/postgres.py for which one)."""
+    with PostgresServer.start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def schema_template(postgres: PostgresServer) -> Iterator[str]:
+    with migrated_template(postgres) as name:
+        yield name
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer, schema_template: str) -> Iterator[str]:
+    """A migrated database of this test's own, dropped afterwards."""
+    with fresh_database(postgres, schema_template) as url:
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Connection]:
+    """A connection for the test's own assertions and set-up (autocommit)."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
+        yield connection
+
+
+@pytest.fixture
+def mercadopago_api() -> Iterator[FakeMercadoPago]:
+    with serve(FakeMercadoPago(access_token=MERCADOPAGO_TOKEN)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def pipeline(
+    stack: Stack,
+    database_url: str,
+    mercadopago_api: FakeMercadoPago,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Pipeline]:
+    """ConsumerFunction on the template's queue and idempotency table, a test database,
+    and a fake Mercado Pago API. Failed messages come back at once (retry base 0)."""
+    for name, value in stack.consumer_environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MERCADOPAGO_API_URL", mercadopago_api.url)
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    stack.put_secret({**default_secret_document(), "mercadopago_access_token": MERCADOPAGO_TOKEN})
+    consumer.cache_clear()
+    app = load_function("consumer")
+    yield Pipeline(stack, app.lambda_handler)
+    consumer.cache_clear()

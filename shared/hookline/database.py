@@ -37,7 +37,7 @@ class Database:
         connect_timeout_seconds: int = 3,
         statement_timeout_ms: int = 10_000,
         idle_check_seconds: float = 30.0,
-        retry_after_failure_seconds: float = 2.0,
+        retry_after_failure_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._conninfo = conninfo
@@ -54,9 +54,9 @@ class Database:
     def connection(self) -> Connection:
         """A usable connection (autocommit; use `with conn.transaction()`).
 
-        Raises DatabaseUnavailable without trying again for a couple of seconds
-        after a failed connect, so a batch fails fast instead of waiting out
-        `connect_timeout` once per record.
+        After a failed connect it raises DatabaseUnavailable without trying
+        again until `clear_failure()` or `retry_after_failure_seconds`, so a
+        batch fails fast instead of waiting out `connect_timeout` per record.
         """
         now = self._clock()
         connection = self._connection
@@ -92,6 +92,10 @@ class Database:
         self._failed_at = None
         self._connection = connection
         return connection
+
+    def clear_failure(self) -> None:
+        """Forget a failed connect, so the next use tries again (at each new batch)."""
+        self._failed_at = None
 
     def discard(self) -> None:
         """Drop the connection (after an error); the next use opens a new one."""

@@ -145,3 +145,24 @@ def function_environment(
     own_env = resource(template, logical_id).get("Properties", {}).get("Environment", {})
     merged = {**global_env.get("Variables", {}), **own_env.get("Variables", {})}
     return {name: str(resolver.resolve(value)) for name, value in merged.items()}
+
+
+def dynamodb_table(
+    template: Mapping[str, Any], logical_id: str, resolver: Resolver
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """CreateTable arguments and the UpdateTimeToLive specification of a template table."""
+    properties = dict(resolver.resolve(resource(template, logical_id).get("Properties", {})))
+    ttl = properties.pop("TimeToLiveSpecification", None)
+    sse = properties.pop("SSESpecification", None)
+    known = {"BillingMode", "AttributeDefinitions", "KeySchema", "TableName"}
+    unknown = set(properties) - known
+    if unknown:
+        raise ValueError(f"{logical_id}: no DynamoDB mapping for {sorted(unknown)}")
+    arguments: dict[str, Any] = {
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if sse is not None:
+        arguments["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled"))}
+    return arguments, ttl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +26,10 @@ class Stack:
     dlq_url: str
     secret_name: str
     environment: dict[str, str]
+    dynamodb: Any = None
+    queue_arn: str = ""
+    idempotency_table: str = ""
+    consumer_environment: dict[str, str] = field(default_factory=dict)
 
     def messages(self, queue_url: str | None = None) -> list[dict[str, Any]]:
         """Every message on the queue, with system attributes, left in place."""
@@ -83,12 +87,39 @@ def create_stack() -> Stack:
         refs={"EventsQueue": queue_url, "EventsDLQ": dlq_url},
         attributes={("EventsDLQ", "Arn"): dlq_arn},
     )
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    dynamodb: Any = boto3.client("dynamodb")
+    table_name = f"{STACK_NAME}-IdempotencyTable"
+    arguments, ttl = template.dynamodb_table(document, "IdempotencyTable", resolver)
+    dynamodb.create_table(TableName=table_name, **arguments)
+    if ttl is not None:
+        dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+    resolver = template.Resolver(
+        document,
+        stack_name=STACK_NAME,
+        refs={"EventsQueue": queue_url, "EventsDLQ": dlq_url, "IdempotencyTable": table_name},
+        attributes={("EventsDLQ", "Arn"): dlq_arn, ("EventsQueue", "Arn"): queue_arn},
+    )
     environment = template.function_environment(document, "ReceiverFunction", resolver)
+    consumer_environment = template.function_environment(document, "ConsumerFunction", resolver)
     secret_name = environment["SECRETS_NAME"]
     secretsmanager.create_secret(
         Name=secret_name, SecretString=json.dumps(default_secret_document())
     )
-    return Stack(sqs, secretsmanager, queue_url, dlq_url, secret_name, environment)
+    return Stack(
+        sqs,
+        secretsmanager,
+        queue_url,
+        dlq_url,
+        secret_name,
+        environment,
+        dynamodb=dynamodb,
+        queue_arn=queue_arn,
+        idempotency_table=table_name,
+        consumer_environment=consumer_environment,
+    )
 
 
 def load_function(name: str) -> ModuleType:

@@ -43,6 +43,10 @@ class Applier:
         self._orphan_deadline = orphan_deadline
         self._clock = clock
 
+    def start_batch(self) -> None:
+        """A new invocation: try the database again even if it just failed."""
+        self._database.clear_failure()
+
     def apply(self, envelope: Envelope) -> Outcome:
         """Apply `envelope` exactly once. Raises on failure, after recording the error.
 

@@ -14,6 +14,7 @@ DLQ after maxReceiveCount receives instead of blocking their group for hours.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,7 +106,10 @@ class Consumer:
         if context is not None:
             self._config.register_lambda_context(context)
         delays: dict[str, int] = {}
-        with self._processor(event["Records"], lambda r: self._record(r, delays), context):
+        self._applier.start_batch()
+        # Powertools passes the record as the keyword `record`.
+        handler = functools.partial(self._record, delays=delays)
+        with self._processor(event["Records"], handler, context):
             self._processor.process()
         self._back_off(delays)
         return dict(self._processor.response())

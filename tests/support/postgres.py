@@ -1,0 +1,110 @@
+"""PostgreSQL for the tests: real servers only, one fresh database per test.
+
+The server is HOOKLINE_TEST_POSTGRES_URL if set, else the one on
+127.0.0.1:5432 if it answers, else an embedded server (pgserver) started in a
+temporary directory for the session. Tests never touch DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from hookline.migrate import migrate
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+ADMIN_URL_VARIABLE = "HOOKLINE_TEST_POSTGRES_URL"
+LOCAL_SERVER = "postgresql://127.0.0.1:5432/postgres"
+
+
+def _answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+@dataclass
+class PostgresServer:
+    admin_url: str
+    _names: Iterator[int] = field(default_factory=itertools.count)
+    _embedded: Any = None
+
+    @classmethod
+    @contextmanager
+    def start(cls) -> Iterator[PostgresServer]:
+        configured = os.environ.get(ADMIN_URL_VARIABLE)
+        if configured:
+            yield cls(configured)
+            return
+        if _answers(LOCAL_SERVER):
+            yield cls(LOCAL_SERVER)
+            return
+        import pgserver  # type: ignore[import-untyped]
+
+        # A short path: the server's Unix socket lives there (108-byte limit).
+        with tempfile.TemporaryDirectory(prefix="hl-pg-") as directory:
+            embedded = pgserver.get_server(directory, cleanup_mode="stop")
+            try:
+                yield cls(embedded.get_uri(), _embedded=embedded)
+            finally:
+                embedded.cleanup()
+
+    def url(self, dbname: str) -> str:
+        return make_conninfo(self.admin_url, dbname=dbname)
+
+    def address(self) -> tuple[str, int] | str:
+        """(host, port) for TCP, or the Unix socket path."""
+        params = conninfo_to_dict(self.admin_url)
+        host = str(params.get("host") or "/var/run/postgresql")
+        port = int(params.get("port") or 5432)
+        return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+
+    def new_name(self, purpose: str) -> str:
+        return f"hookline_{purpose}_{os.getpid()}_{next(self._names)}"
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(statement)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextmanager
+def migrated_template(server: PostgresServer) -> Iterator[str]:
+    """A database with every migration applied, to copy per test (fast: a file copy)."""
+    name = server.new_name("template")
+    url = server.create_database(name)
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection:
+            migrate(connection)
+        yield name
+    finally:
+        server.drop_database(name)
+
+
+@contextmanager
+def fresh_database(server: PostgresServer, template: str | None) -> Iterator[str]:
+    name = server.new_name("test")
+    url = server.create_database(name, template)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
