@@ -34,7 +34,5 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[
     }
 
 
-def sqs_event(
-    messages: Iterable[Mapping[str, Any]], queue_arn: str, region: str
-) -> dict[str, Any]:
+def sqs_event(messages: Iterable[Mapping[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     return {"Records": [sqs_record(message, queue_arn, region) for message in messages]}

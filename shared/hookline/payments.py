@@ -104,7 +104,10 @@ def next_payment_state(current: PaymentState | None, update: PaymentUpdate) -> P
     """The payment after `update`: status only moves up, refunds only grow."""
     base = current or _NEW_PAYMENT
     base_rank = PAYMENT_RANK[base.status] if current is not None else -1
-    advances = update.status is not None and PAYMENT_RANK[update.status] >= base_rank
+    # Equal rank moves nothing: `canceled` and `succeeded` are both final.
+    advances = update.status is not None and (
+        PAYMENT_RANK[update.status] > base_rank or update.status is base.status
+    )
     status = update.status if advances and update.status is not None else base.status
     amount = base.amount
     if update.amount is not None and (advances or base.amount == 0):

@@ -88,9 +88,7 @@ def test_every_permutation_of_a_lifecycle_ends_in_the_same_state(
         intent, order_id = f"pi_perm_{number}", f"order-perm-{number}"
         order(db, order_id, 2000)
         lifecycle = [
-            events.stripe(
-                steps[i], intent=intent, order_id=order_id, refunded=refunded, at=i * 10
-            )
+            events.stripe(steps[i], intent=intent, order_id=order_id, refunded=refunded, at=i * 10)
             for i in range(4)
         ]
         for index in permutation:
@@ -346,9 +344,7 @@ def test_mercadopago_client_retries_a_blip(
 ) -> None:
     retrying = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(
-            lambda: MERCADOPAGO_TOKEN, mercadopago_api.url, retries=2, backoff_factor=0
-        ),
+        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.url, retries=2, backoff_factor=0),
     )
     mercadopago_api.failures = [503, 429]
     mercadopago_api.payments["1320470583"] = mercadopago_payment("1320470583", "approved", "5")

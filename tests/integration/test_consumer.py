@@ -1,4 +1,4 @@
-"""ConsumerFunction end to end on moto SQS/DynamoDB (built from template.yaml) and real PostgreSQL."""
+"""ConsumerFunction end to end: moto SQS and DynamoDB from template.yaml, real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -335,8 +335,7 @@ def test_database_down_at_start_fails_fast_and_recovers(
 ) -> None:
     proxied_database.stop()
     items = [
-        events.stripe("payment_intent.succeeded", intent=f"pi_{n}", order_id=None)
-        for n in range(5)
+        events.stripe("payment_intent.succeeded", intent=f"pi_{n}", order_id=None) for n in range(5)
     ]
     pipeline.send(items)
     response = pipeline.run_once()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -70,10 +71,12 @@ def columns(db: Connection) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def empty_database(postgres: PostgresServer) -> Connection:
-    with fresh_database(postgres, None) as url:
-        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection:
-            yield connection  # type: ignore[misc]
+def empty_database(postgres: PostgresServer) -> Iterator[Connection]:
+    with (
+        fresh_database(postgres, None) as url,
+        psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection,
+    ):
+        yield connection
 
 
 def test_fresh_database_gets_every_design_table_and_column(empty_database: Connection) -> None:

@@ -235,6 +235,4 @@ def mercadopago(payment: str = "1320470583", *, at: int = 0) -> Envelope:
         "type": "payment",
         "user_id": 44444,
     }
-    return envelope(
-        "mercadopago", "payment", payment, payload, event_id=str(payload["id"]), at=at
-    )
+    return envelope("mercadopago", "payment", payment, payload, event_id=str(payload["id"]), at=at)

@@ -45,9 +45,7 @@ class Pipeline:
     def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """One invocation; delete what succeeded, like the event source mapping."""
         event = sqs_event(messages, self.stack.queue_arn, "us-east-1")
-        context = FakeLambdaContext(
-            function_name="hookline-ConsumerFunction", timeout_seconds=30.0
-        )
+        context = FakeLambdaContext(function_name="hookline-ConsumerFunction", timeout_seconds=30.0)
         response = self.handler(event, context)
         self.responses.append(response)
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}

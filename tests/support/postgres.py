@@ -2,7 +2,8 @@
 
 The server is HOOKLINE_TEST_POSTGRES_URL if set, else the one on
 127.0.0.1:5432 if it answers, else an embedded server (pgserver) started in a
-temporary directory for the session. Tests never touch DATABASE_URL.
+temporary directory for the session (HOOKLINE_TEST_POSTGRES_URL=embedded
+forces that). Tests never touch DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -42,18 +43,18 @@ class PostgresServer:
     @classmethod
     @contextmanager
     def start(cls) -> Iterator[PostgresServer]:
-        configured = os.environ.get(ADMIN_URL_VARIABLE)
-        if configured:
+        configured = os.environ.get(ADMIN_URL_VARIABLE, "")
+        if configured and configured != "embedded":
             yield cls(configured)
             return
-        if _answers(LOCAL_SERVER):
+        if configured != "embedded" and _answers(LOCAL_SERVER):
             yield cls(LOCAL_SERVER)
             return
-        import pgserver  # type: ignore[import-untyped]
+        from pgserver import get_server  # type: ignore[attr-defined]
 
         # A short path: the server's Unix socket lives there (108-byte limit).
         with tempfile.TemporaryDirectory(prefix="hl-pg-") as directory:
-            embedded = pgserver.get_server(directory, cleanup_mode="stop")
+            embedded = get_server(directory, cleanup_mode="stop")
             try:
                 yield cls(embedded.get_uri(), _embedded=embedded)
             finally:
