@@ -41,6 +41,7 @@ check: lint typecheck validate test
 
 bench: install
 	$(BIN)/python bench/receiver.py
+	$(BIN)/python bench/consumer.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
