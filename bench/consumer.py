@@ -61,7 +61,7 @@ class InMemoryPersistenceLayer(BasePersistenceLayer):
     """Powertools idempotency records in a dict: the consumer's logic without DynamoDB."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.records: dict[str, DataRecord] = {}
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
@@ -88,12 +88,12 @@ class RecordingConnection(psycopg.Connection[Any]):
 
     transactions: ClassVar[list[list[tuple[Any, Any]]]] = []
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         RecordingConnection.transactions[-1].append((query, params))
         return super().execute(query, params, **kwargs)
 
     @contextlib.contextmanager
-    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         RecordingConnection.transactions.append([])
         with super().transaction(*args, **kwargs) as tx:
             yield tx
@@ -199,7 +199,6 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "hookline")
     import logging
 
-    import hookline.database
     from hookline.observability import logger
 
     handler = logger.registered_handler
@@ -220,25 +219,25 @@ def main() -> None:
             seed_orders(url, order_ids)
 
         # Record the statements the consumer runs, per event, on a third database.
-        real_connect = hookline.database.psycopg.connect
-        hookline.database.psycopg.connect = RecordingConnection.connect  # type: ignore[assignment]
+        real_connect = psycopg.connect
+        setattr(psycopg, "connect", RecordingConnection.connect)  # noqa: B010
         try:
             recorder = build_handler(record_url)
             for round_items in rounds:
                 for batch in sqs_batches(round_items):
                     run_ours(recorder, batch)
         finally:
-            hookline.database.psycopg.connect = real_connect  # type: ignore[assignment]
+            setattr(psycopg, "connect", real_connect)  # noqa: B010
         recorded = RecordingConnection.transactions
         assert len(recorded) == len(every), (len(recorded), len(every))
 
         measured = build_handler(ours_url)
         ours_times, floor_times = [], []
-        with psycopg.connect(floor_url, autocommit=True, row_factory=dict_row) as floor:
+        with psycopg.connect(floor_url, autocommit=True, row_factory=dict_row) as replay:
             # Round 0 warms both paths (connection, caches, prepared statements).
             for r in range(ROUNDS + 1):
                 span = recorded[r * EVENTS_PER_ROUND : (r + 1) * EVENTS_PER_ROUND]
-                ours_time, floor_time = run_round(measured, floor, rounds[r], span)
+                ours_time, floor_time = run_round(measured, replay, rounds[r], span)
                 if r:
                     ours_times.append(ours_time)
                     floor_times.append(floor_time)
