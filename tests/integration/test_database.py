@@ -1,0 +1,89 @@
+"""The consumer's PostgreSQL connection: where credentials come from, and surviving drops."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import psycopg
+import pytest
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from hookline.consumer.build import database_conninfo
+from hookline.database import Database, conninfo_from_secret
+from hookline.errors import ConfigurationError, DatabaseUnavailable
+from hookline.settings import ConsumerSettings, DatabaseSettings
+from psycopg.conninfo import conninfo_to_dict
+
+BASE_ENVIRONMENT = {"QUEUE_URL": "q", "SECRETS_NAME": "s", "IDEMPOTENCY_TABLE": "t"}
+
+
+def test_credentials_from_an_rds_style_secret(aws: None, database_url: str) -> None:
+    parts = conninfo_to_dict(database_url)
+    boto3.client("secretsmanager").create_secret(
+        Name="hookline/database",
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": parts.get("host", "127.0.0.1"),
+                "port": int(parts.get("port") or 5432),
+                "dbname": parts["dbname"],
+                "username": parts.get("user") or "root",
+                "password": "not-a-real-password",
+                "sslmode": "disable",
+            }
+        ),
+    )
+    settings = DatabaseSettings.from_env({"DATABASE_SECRET_NAME": "hookline/database"})
+    database = Database(database_conninfo(settings, SecretsProvider()))
+    row = database.connection().execute("SELECT current_database() AS name").fetchone()
+    assert row == {"name": parts["dbname"]}
+    database.discard()
+
+
+def test_a_secret_without_host_or_user_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="host, username"):
+        conninfo_from_secret({"password": "x"})
+
+
+def test_settings_need_a_database_and_name_variables_only() -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL or DATABASE_SECRET_NAME"):
+        ConsumerSettings.from_env({**BASE_ENVIRONMENT, "DATABASE_URL": ""})
+    secret_url = "postgresql://u:very-secret@h/db"
+    with pytest.raises(ConfigurationError) as raised:
+        ConsumerSettings.from_env(
+            {**BASE_ENVIRONMENT, "DATABASE_URL": secret_url, "ORPHAN_DEADLINE_HOURS": "soon"}
+        )
+    assert "ORPHAN_DEADLINE_HOURS" in str(raised.value)
+    assert "very-secret" not in str(raised.value)
+
+
+def test_a_dropped_connection_is_replaced_after_idling(database_url: str) -> None:
+    now = [0.0]
+    database = Database(lambda: database_url, idle_check_seconds=30, clock=lambda: now[0])
+    first = database.connection()
+    pid = first.info.backend_pid
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    now[0] = 60.0  # the container was frozen; the server dropped the socket meanwhile
+    second = database.connection()
+    assert second.info.backend_pid != pid
+    assert second.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    database.discard()
+
+
+def test_an_unreachable_server_fails_fast_until_cleared() -> None:
+    attempts = []
+
+    def conninfo() -> str:
+        attempts.append(1)
+        return "postgresql://127.0.0.1:1/none?connect_timeout=1"
+
+    database = Database(conninfo)
+    for _ in range(3):
+        with pytest.raises(DatabaseUnavailable):
+            database.connection()
+    assert len(attempts) == 1
+    database.clear_failure()
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        database.connection()
+    assert len(attempts) == 2
