@@ -50,6 +50,18 @@ class Claim:
     existing: LedgerStatus | None = None
 
 
+def _identity(envelope: Envelope) -> tuple[Any, ...]:
+    """The envelope fields every ledger INSERT starts with, in column order."""
+    return (
+        envelope.provider,
+        envelope.event_id,
+        envelope.event_type,
+        envelope.object_id,
+        envelope.occurred_at,
+        envelope.received_at,
+    )
+
+
 def claim(connection: Connection, envelope: Envelope, payload: Any) -> Claim:
     """Insert the event's row, or lock the existing one (inside the apply transaction)."""
     inserted = connection.execute(
@@ -57,16 +69,7 @@ def claim(connection: Connection, envelope: Envelope, payload: Any) -> Claim:
         " received_at, status, headers, payload)"
         " VALUES (%s, %s, %s, %s, %s, %s, 'received', %s, %s)"
         " ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1",
-        (
-            envelope.provider,
-            envelope.event_id,
-            envelope.event_type,
-            envelope.object_id,
-            envelope.occurred_at,
-            envelope.received_at,
-            Jsonb(envelope.headers),
-            Jsonb(payload),
-        ),
+        (*_identity(envelope), Jsonb(envelope.headers), Jsonb(payload)),
     ).fetchone()
     if inserted is not None:
         return Claim(run=True)
@@ -104,12 +107,7 @@ def record_failure(connection: Connection, envelope: Envelope, payload: Any, err
         " SET attempts = e.attempts + 1, last_error = EXCLUDED.last_error"
         " WHERE e.status IN ('failed', 'received')",
         (
-            envelope.provider,
-            envelope.event_id,
-            envelope.event_type,
-            envelope.object_id,
-            envelope.occurred_at,
-            envelope.received_at,
+            *_identity(envelope),
             error[:MAX_ERROR_CHARS],
             Jsonb(envelope.headers),
             Jsonb(payload),

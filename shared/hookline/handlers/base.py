@@ -16,6 +16,7 @@ from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
 from hookline.ledger import LedgerStatus
 from hookline.payments import PaymentUpdate, apply_payment, sync_order
+from hookline.providers.base import text_field
 
 
 class PaymentFetcher(Protocol):
@@ -114,14 +115,7 @@ def mapping(data: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
 
 
 def text(data: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str | None:
-    value = data.get(key)
-    if value is None or value == "":
-        if required:
-            raise MalformedEvent(f"{what} is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedEvent(f"{what} is not a string or integer")
-    return str(value)
+    return text_field(data.get(key), what, required=required)
 
 
 def required_text(data: Mapping[str, Any], key: str, what: str) -> str:
