@@ -104,14 +104,6 @@ class Database:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
 
-    def check(self) -> None:
-        """Raise DatabaseUnavailable unless PostgreSQL answers a query now."""
-        try:
-            self.connection().execute("SELECT 1")
-        except psycopg.OperationalError as error:
-            self.discard()
-            raise DatabaseUnavailable(f"PostgreSQL check failed: {describe(error)}") from error
-
 
 def conninfo_from_secret(secret: Any) -> str:
     """A libpq connection string from an RDS-style secret (username, password, host, ...)."""

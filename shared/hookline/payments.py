@@ -182,7 +182,6 @@ def derive_order(order: OrderState, payments: list[PaymentState]) -> OrderState:
 
 @dataclass(frozen=True)
 class PaymentChange:
-    before: PaymentState | None
     after: PaymentState
     stale: bool
 
@@ -231,7 +230,7 @@ def apply_payment(connection: Connection, update: PaymentUpdate) -> PaymentChang
             ),
         ).fetchone()
         if inserted is not None:
-            return PaymentChange(None, after, stale=False)
+            return PaymentChange(after, stale=False)
         # Another transaction created it first; now it is there to lock.
         current = _lock_payment(connection, update.provider, update.payment_id)
         assert current is not None
@@ -253,7 +252,7 @@ def apply_payment(connection: Connection, update: PaymentUpdate) -> PaymentChang
                 update.payment_id,
             ),
         )
-    return PaymentChange(current, after, stale)
+    return PaymentChange(after, stale)
 
 
 @dataclass(frozen=True)

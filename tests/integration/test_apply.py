@@ -24,6 +24,7 @@ from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
 from tests.support.events import T0
 from tests.support.fake_provider import FakeMercadoPago, mercadopago_payment
+from tests.support.postgres import insert_order
 
 
 @pytest.fixture
@@ -35,13 +36,6 @@ def applier(database_url: str, mercadopago_api: FakeMercadoPago) -> Iterator[App
         clock=lambda: T0 + timedelta(hours=1),
     )
     database.discard()
-
-
-def order(db: Connection, order_id: str, amount: int, currency: str = "USD") -> None:
-    db.execute(
-        "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s)",
-        (order_id, amount, currency),
-    )
 
 
 def row(db: Connection, query: str, *params: object) -> dict[str, object]:
@@ -86,7 +80,7 @@ def test_every_permutation_of_a_lifecycle_ends_in_the_same_state(
     steps = [*LIFECYCLE, "charge.refunded"]
     for number, permutation in enumerate(itertools.permutations(range(4))):
         intent, order_id = f"pi_perm_{number}", f"order-perm-{number}"
-        order(db, order_id, 2000)
+        insert_order(db, order_id, 2000)
         lifecycle = [
             events.stripe(steps[i], intent=intent, order_id=order_id, refunded=refunded, at=i * 10)
             for i in range(4)
@@ -110,7 +104,7 @@ def test_every_permutation_of_a_lifecycle_ends_in_the_same_state(
 def test_a_late_event_is_recorded_stale_and_changes_nothing(
     applier: Applier, db: Connection
 ) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     succeeded = events.stripe("payment_intent.succeeded", at=20)
     late = events.stripe("payment_intent.processing", at=10)
     assert applier.apply(succeeded).status is LedgerStatus.APPLIED
@@ -121,7 +115,7 @@ def test_a_late_event_is_recorded_stale_and_changes_nothing(
 
 
 def test_a_failed_attempt_then_success_is_paid(applier: Applier, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     applier.apply(events.stripe("payment_intent.payment_failed", at=10))
     assert order_row(db, "order-1001")["status"] == "payment_failed"
     applier.apply(events.stripe("payment_intent.succeeded", at=20))
@@ -129,7 +123,7 @@ def test_a_failed_attempt_then_success_is_paid(applier: Applier, db: Connection)
 
 
 def test_refunds_after_success_partial_then_full(applier: Applier, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     applier.apply(events.stripe("payment_intent.succeeded", at=10))
     applier.apply(events.stripe("charge.refunded", refunded=500, at=20))
     assert order_row(db, "order-1001") == {
@@ -143,7 +137,7 @@ def test_refunds_after_success_partial_then_full(applier: Applier, db: Connectio
 
 
 def test_an_older_partial_refund_arriving_last_is_stale(applier: Applier, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     applier.apply(events.stripe("payment_intent.succeeded", at=10))
     applier.apply(events.stripe("charge.refunded", refunded=2000, at=30))
     older = events.stripe("charge.refunded", refunded=500, at=20)
@@ -152,7 +146,7 @@ def test_an_older_partial_refund_arriving_last_is_stale(applier: Applier, db: Co
 
 
 def test_checkout_session_links_the_order(applier: Applier, db: Connection) -> None:
-    order(db, "order-cs", 4200, "eur")
+    insert_order(db, "order-cs", 4200, "eur")
     outcome = applier.apply(
         events.stripe(
             "checkout.session.completed",
@@ -172,7 +166,7 @@ def test_checkout_session_links_the_order(applier: Applier, db: Connection) -> N
 def test_amount_or_currency_mismatch_is_never_paid(
     applier: Applier, db: Connection, amount: int, currency: str
 ) -> None:
-    order(db, "order-1001", 2000, "USD")
+    insert_order(db, "order-1001", 2000, "USD")
     outcome = applier.apply(
         events.stripe("payment_intent.succeeded", amount=amount, currency=currency)
     )
@@ -212,7 +206,7 @@ def test_a_malformed_payload_fails_with_its_reason_recorded(
 
 
 def test_a_redelivered_event_is_a_no_op(applier: Applier, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     item = events.stripe("payment_intent.succeeded")
     assert not applier.apply(item).duplicate
     again = applier.apply(item)
@@ -234,7 +228,7 @@ def test_orphan_is_applied_to_the_payment_and_settled_once_the_order_exists(
     result = settle(db, now=T0 + timedelta(hours=1), deadline=timedelta(hours=72))
     assert (result.settled, result.parked, result.waiting) == (0, 0, 1)
 
-    order(db, "order-late", 2000)
+    insert_order(db, "order-late", 2000)
     result = settle(db, now=T0 + timedelta(hours=1), deadline=timedelta(hours=72))
     assert result.settled == 2
     assert order_row(db, "order-late") == {
@@ -270,7 +264,7 @@ def test_an_event_already_past_the_deadline_is_parked_on_arrival(
 
 
 def test_square_payment_and_refunds(applier: Applier, db: Connection) -> None:
-    order(db, "order-2001", 1500)
+    insert_order(db, "order-2001", 1500)
     applier.apply(events.square_payment("APPROVED", created=True, at=0))
     applier.apply(events.square_payment("COMPLETED", at=10))
     assert order_row(db, "order-2001")["status"] == "paid"
@@ -314,7 +308,7 @@ def test_shopify_refund_before_the_order_converges(applier: Applier, db: Connect
 def test_mercadopago_payment_is_fetched_and_applied(
     applier: Applier, db: Connection, mercadopago_api: FakeMercadoPago
 ) -> None:
-    order(db, "order-mp", 10050, "BRL")
+    insert_order(db, "order-mp", 10050, "BRL")
     mercadopago_api.payments["1320470583"] = mercadopago_payment(
         "1320470583", "approved", "100.50", external_reference="order-mp"
     )

@@ -5,26 +5,21 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
-import psycopg
 import pytest
 from hookline.consumer.batch import RetryPolicy
+from hookline.consumer.build import consumer
 from hookline.database import Connection
 from hookline.envelope import Envelope
 from hookline.handlers import Event, HandlerContext, Outcome, registry
 from psycopg.conninfo import make_conninfo
 
 from tests.support import events
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, insert_order
 from tests.support.tcp_proxy import TcpProxy
-
-
-def order(db: Connection, order_id: str, amount: int, currency: str = "USD") -> None:
-    db.execute(
-        "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s)",
-        (order_id, amount, currency),
-    )
 
 
 def statuses(db: Connection) -> dict[str, str]:
@@ -60,7 +55,7 @@ def metric_names(output: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def test_lifecycle_is_applied_in_order(pipeline: Pipeline, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     lifecycle = [events.stripe(t, at=i) for i, t in enumerate(
         ["payment_intent.created", "payment_intent.processing", "payment_intent.succeeded"]
     )]  # fmt: skip
@@ -73,7 +68,7 @@ def test_lifecycle_is_applied_in_order(pipeline: Pipeline, db: Connection) -> No
 
 
 def test_same_event_twice_in_one_batch_applies_once(pipeline: Pipeline, db: Connection) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     item = events.stripe("payment_intent.succeeded")
     pipeline.send([item])
     send_again(pipeline, item, "redrive-1")
@@ -87,7 +82,7 @@ def test_same_event_twice_in_one_batch_applies_once(pipeline: Pipeline, db: Conn
 def test_same_event_in_two_batches_applies_once(
     pipeline: Pipeline, db: Connection, output: pytest.CaptureFixture[str]
 ) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     item = events.stripe("payment_intent.succeeded")
     pipeline.send([item])
     pipeline.drain()
@@ -102,7 +97,7 @@ def test_same_event_in_two_batches_applies_once(
 def test_same_event_after_its_idempotency_record_expired_applies_once(
     pipeline: Pipeline, db: Connection, output: pytest.CaptureFixture[str]
 ) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     item = events.stripe("charge.refunded", refunded=500)
     pipeline.send([item])
     pipeline.drain()
@@ -122,7 +117,7 @@ def test_same_event_after_its_idempotency_record_expired_applies_once(
 def test_idempotency_store_outage_falls_back_to_the_ledger(
     pipeline: Pipeline, db: Connection, output: pytest.CaptureFixture[str]
 ) -> None:
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     pipeline.stack.dynamodb.delete_table(TableName=pipeline.stack.idempotency_table)
     item = events.stripe("payment_intent.succeeded")
     pipeline.send([item])
@@ -140,7 +135,7 @@ def test_shuffled_lifecycles_with_duplicates_converge(pipeline: Pipeline, db: Co
              "payment_intent.succeeded", "charge.refunded"]  # fmt: skip
     shuffler = random.Random(7)
     for number in range(6):
-        order(db, f"order-{number}", 2000)
+        insert_order(db, f"order-{number}", 2000)
         lifecycle = [
             events.stripe(step, intent=f"pi_{number}", order_id=f"order-{number}",
                           refunded=2000, at=i)
@@ -159,7 +154,7 @@ def test_a_poison_record_fails_only_its_own_group(
     pipeline: Pipeline, db: Connection, output: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("a", "b", "c"):
-        order(db, f"order-{name}", 2000)
+        insert_order(db, f"order-{name}", 2000)
     poison = events.envelope(
         "stripe",
         "payment_intent.succeeded",
@@ -203,7 +198,7 @@ def test_a_poison_record_fails_only_its_own_group(
 
 
 def test_orphan_does_not_block_its_group_or_others(pipeline: Pipeline, db: Connection) -> None:
-    order(db, "order-known", 2000)
+    insert_order(db, "order-known", 2000)
     orphan = events.stripe("payment_intent.succeeded", intent="pi_o", order_id="order-new", at=1)
     same_group = events.stripe(
         "charge.refunded", intent="pi_o", order_id="order-new", refunded=100, at=2
@@ -237,8 +232,6 @@ def test_unknown_type_and_unparseable_message(pipeline: Pipeline, db: Connection
 def test_transient_failures_back_off_with_the_receive_count(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, mercadopago_api: object
 ) -> None:
-    from hookline.consumer.build import consumer
-
     monkeypatch.setenv("RETRY_BASE_SECONDS", "60")
     consumer.cache_clear()
     mercadopago_api.down = True  # type: ignore[attr-defined]
@@ -259,8 +252,6 @@ def proxied_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TcpProxy]:
     """The pipeline's consumer reaches PostgreSQL through a proxy the test can cut."""
-    from hookline.consumer.build import consumer
-
     proxy = TcpProxy(postgres.address())
     proxy.start()
     url = make_conninfo(database_url, host="127.0.0.1", port=str(proxy.port))
@@ -291,7 +282,7 @@ def test_database_lost_mid_batch_loses_nothing(
     try:
         items = []
         for number in range(6):
-            order(db, f"order-{number}", 2000)
+            insert_order(db, f"order-{number}", 2000)
             items.append(events.stripe(
                 "payment_intent.succeeded", intent=f"pi_{number}", order_id=f"order-{number}"
             ))  # fmt: skip
@@ -317,7 +308,7 @@ def test_database_lost_mid_batch_loses_nothing(
 
 def test_one_connection_serves_every_invocation(pipeline: Pipeline, db: Connection) -> None:
     for number in range(3):
-        order(db, f"order-{number}", 2000)
+        insert_order(db, f"order-{number}", 2000)
         pipeline.send([events.stripe(
             "payment_intent.succeeded", intent=f"pi_{number}", order_id=f"order-{number}"
         )])  # fmt: skip
@@ -347,13 +338,8 @@ def test_database_down_at_start_fails_fast_and_recovers(
 
 
 def test_sam_local_sqs_event_file_is_a_valid_batch(pipeline: Pipeline, db: Connection) -> None:
-    from pathlib import Path
-
     event = json.loads((Path(__file__).parents[2] / "events" / "consumer-sqs.json").read_text())
-    from tests.support.lambda_context import FakeLambdaContext
-
-    order(db, "order-1001", 2000)
+    insert_order(db, "order-1001", 2000)
     response = pipeline.handler(event, FakeLambdaContext(function_name="hookline-Consumer"))
     assert response == {"batchItemFailures": []}
     assert db.execute("SELECT status FROM orders").fetchone() == {"status": "paid"}
-    _ = psycopg

@@ -38,7 +38,6 @@ def _answers(url: str) -> bool:
 class PostgresServer:
     admin_url: str
     _names: Iterator[int] = field(default_factory=itertools.count)
-    _embedded: Any = None
 
     @classmethod
     @contextmanager
@@ -56,7 +55,7 @@ class PostgresServer:
         with tempfile.TemporaryDirectory(prefix="hl-pg-") as directory:
             embedded = get_server(directory, cleanup_mode="stop")
             try:
-                yield cls(embedded.get_uri(), _embedded=embedded)
+                yield cls(embedded.get_uri())
             finally:
                 embedded.cleanup()
 
@@ -109,3 +108,13 @@ def fresh_database(server: PostgresServer, template: str | None) -> Iterator[str
         yield url
     finally:
         server.drop_database(name)
+
+
+def insert_order(
+    db: psycopg.Connection[Any], order_id: str, amount: int, currency: str = "USD"
+) -> None:
+    """An order as the shop's own code creates it: id, amount, currency."""
+    db.execute(
+        "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s)",
+        (order_id, amount, currency),
+    )

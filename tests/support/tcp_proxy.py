@@ -22,10 +22,6 @@ class TcpProxy:
         self._thread: threading.Thread | None = None
         self.port = 0
 
-    @property
-    def url_options(self) -> dict[str, str]:
-        return {"host": "127.0.0.1", "port": str(self.port)}
-
     def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

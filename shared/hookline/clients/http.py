@@ -49,14 +49,13 @@ class JsonHttpClient:
             ),
         )
 
-    def get(self, *segments: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def get(self, *segments: str) -> dict[str, Any]:
         """GET base/seg/seg (each segment URL-quoted) → the JSON object answered."""
         path = "/".join(quote(segment, safe="") for segment in segments)
         try:
             response = self._pool.request(
                 "GET",
                 f"{self._base_url}/{path}",
-                fields=params,
                 headers={"Accept": "application/json", **self._headers()},
             )
         except urllib3.exceptions.HTTPError as error:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,14 @@ class RetryPolicy:
         return min(self.max_seconds, self.base_seconds << max(0, receive_count - 1))
 
 
+@dataclass
+class _RetryDelays:
+    """Seconds until redelivery, per failed message and per group that failed first."""
+
+    by_message: dict[str, int] = field(default_factory=dict)
+    by_group: dict[str, int] = field(default_factory=dict)
+
+
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     # Called by Powertools only when it answers from the idempotency store.
     return {**response, "duplicate": True} if isinstance(response, dict) else response
@@ -105,7 +113,7 @@ class Consumer:
         """Process an SQS event; return the batchItemFailures answer."""
         if context is not None:
             self._config.register_lambda_context(context)
-        delays: dict[str, int] = {}
+        delays = _RetryDelays()
         self._applier.start_batch()
         # Powertools passes the record as the keyword `record`.
         handler = functools.partial(self._record, delays=delays)
@@ -114,7 +122,7 @@ class Consumer:
         self._back_off(delays)
         return dict(self._processor.response())
 
-    def _record(self, record: SQSRecord, delays: dict[str, int]) -> dict[str, Any]:
+    def _record(self, record: SQSRecord, delays: _RetryDelays) -> dict[str, Any]:
         try:
             envelope = Envelope.model_validate_json(record.body)
         except ValidationError:
@@ -166,17 +174,17 @@ class Consumer:
     def _failed(
         self,
         record: SQSRecord,
-        delays: dict[str, int],
+        delays: _RetryDelays,
         error: Exception,
         envelope: Envelope | None,
     ) -> None:
         transient = isinstance(error, TRANSIENT_ERRORS)
         receives = int(record.attributes.approximate_receive_count or 1)
         delay = self._retry.delay(receives, transient=transient)
-        delays[record.message_id] = delay
+        delays.by_message[record.message_id] = delay
         group = record.attributes.message_group_id
         if group is not None:
-            delays.setdefault(f"group:{group}", delay)
+            delays.by_group.setdefault(group, delay)
         count("EventsFailed", kind="transient" if transient else "permanent")
         logger.error(
             "event failed",
@@ -192,14 +200,14 @@ class Consumer:
             },
         )
 
-    def _back_off(self, delays: dict[str, int]) -> None:
+    def _back_off(self, delays: _RetryDelays) -> None:
         """Set each failed message's visibility: its own delay, or its failed group's."""
         entries = []
         for message in self._processor.fail_messages:
             assert isinstance(message, SQSRecord)
-            delay = delays.get(message.message_id)
-            if delay is None:
-                delay = delays.get(f"group:{message.attributes.message_group_id}", 0)
+            delay = delays.by_message.get(message.message_id)
+            if delay is None:  # skipped behind its group's failure: come back with it
+                delay = delays.by_group.get(message.attributes.message_group_id or "", 0)
             entries.append((message.message_id, message.receipt_handle, delay))
         if entries:
             self._queue.retry_later(entries)

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
+from hookline.aws import CLIENT_CONFIG
 from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.consumer.batch import Consumer, RetryPolicy
@@ -20,9 +21,6 @@ from hookline.queue import EventQueue
 from hookline.secrets import WebhookSecrets
 from hookline.settings import ConsumerSettings, DatabaseSettings
 
-AWS_CLIENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-)
 MERCADOPAGO_TOKEN_KEY = "mercadopago_access_token"  # noqa: S105 - a key name, not a secret
 
 
@@ -36,8 +34,9 @@ def database_conninfo(settings: DatabaseSettings, secrets: SecretsProvider) -> C
     return lambda: conninfo_from_secret(secrets.get(name, transform="json", max_age=300))
 
 
-def build_database(settings: DatabaseSettings, application_name: str) -> Database:
-    secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG))
+def build_database(
+    settings: DatabaseSettings, secrets: SecretsProvider, application_name: str
+) -> Database:
     return Database(
         database_conninfo(settings, secrets),
         application_name=application_name,
@@ -54,12 +53,11 @@ def import_handler_modules(names: str) -> None:
 
 def build_consumer(settings: ConsumerSettings) -> Consumer:
     import_handler_modules(settings.hookline_handler_modules)
-    webhook_secrets = WebhookSecrets(
-        settings.secrets_name,
-        SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)),
-    )
+    # One Secrets Manager client (and cache) for the webhook and database secrets.
+    secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
+    webhook_secrets = WebhookSecrets(settings.secrets_name, secrets)
     applier = Applier(
-        build_database(settings, "hookline-consumer"),
+        build_database(settings, secrets, "hookline-consumer"),
         MercadoPagoApi(
             lambda: webhook_secrets.api_credential(MERCADOPAGO_TOKEN_KEY),
             settings.mercadopago_api_url,
@@ -70,11 +68,12 @@ def build_consumer(settings: ConsumerSettings) -> Consumer:
         applier,
         DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table,
+            # Fail fast: without the store the ledger still dedups (batch.py).
             boto_config=Config(
                 connect_timeout=2, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
             ),
         ),
-        EventQueue(settings.queue_url, boto3.client("sqs", config=AWS_CLIENT_CONFIG)),
+        EventQueue(settings.queue_url, boto3.client("sqs", config=CLIENT_CONFIG)),
         RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
 

@@ -43,8 +43,5 @@ class HandlerRegistry:
     def get(self, provider: str, event_type: str) -> Handler | None:
         return self._handlers.get((provider, event_type))
 
-    def keys(self) -> list[tuple[str, str]]:
-        return sorted(self._handlers)
-
 
 registry = HandlerRegistry()

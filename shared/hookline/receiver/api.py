@@ -12,8 +12,8 @@ import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from botocore.config import Config
 
+from hookline.aws import CLIENT_CONFIG
 from hookline.errors import (
     ConfigurationError,
     HooklineError,
@@ -33,22 +33,17 @@ from hookline.receiver.intake import Intake
 from hookline.secrets import WebhookSecrets
 from hookline.settings import ReceiverSettings
 
-# Short timeouts and bounded retries: API Gateway gives up after 30 s, and a
-# provider that gets a quick 503 retries sooner than one that times out.
-AWS_CLIENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-)
 RETRY_AFTER_SECONDS = "30"
 
 app = APIGatewayHttpResolver()
 
 
 def build_intake(settings: ReceiverSettings) -> Intake:
-    secrets_client = boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+    secrets_client = boto3.client("secretsmanager", config=CLIENT_CONFIG)
     return Intake(
         providers=build_registry(square_notification_url=settings.square_notification_url),
         secrets=WebhookSecrets(settings.secrets_name, SecretsProvider(boto3_client=secrets_client)),
-        queue=EventQueue(settings.queue_url, boto3.client("sqs", config=AWS_CLIENT_CONFIG)),
+        queue=EventQueue(settings.queue_url, boto3.client("sqs", config=CLIENT_CONFIG)),
         tolerance_seconds=settings.signature_tolerance_seconds,
         max_body_bytes=settings.max_body_bytes,
     )
