@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck validate build check bench clean
+.PHONY: install run test lint format typecheck validate build build-local check bench clean
 
 install: $(STAMP)
 
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+# The whole pipeline on this machine: http://127.0.0.1:3000, PostgreSQL from
+# DATABASE_URL or embedded under .hookline/, functions from a current
+# `make build-local` output, else from the source tree.
+run: install
+	$(BIN)/hookline local
 
 test: install
 	$(BIN)/python -m pytest
@@ -37,6 +43,10 @@ validate: install
 build: install
 	$(BIN)/python -m hookline.sam build
 
+# Built for this machine's architecture, so `make run` can run the build output.
+build-local: install
+	$(BIN)/python -m hookline.sam build --architecture host
+
 check: lint typecheck validate test
 
 bench: install
@@ -45,3 +55,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	@echo "kept .hookline/ (the local stack's database); remove it by hand to start afresh"

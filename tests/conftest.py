@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from hookline.consumer.build import consumer
 from hookline.database import Connection
+from hookline.local.sandbox import ProviderSandbox, serve
 from hookline.receiver.api import intake
 from moto import mock_aws
 from psycopg.rows import dict_row
 
-from tests.support.fake_provider import FakeMercadoPago, serve
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import PostgresServer, fresh_database, migrated_template
 from tests.support.samples import SQUARE_URL
@@ -109,16 +109,16 @@ def db(database_url: str) -> Iterator[Connection]:
 
 
 @pytest.fixture
-def mercadopago_api() -> Iterator[FakeMercadoPago]:
-    with serve(FakeMercadoPago(access_token=MERCADOPAGO_TOKEN)) as fake:
-        yield fake
+def mercadopago_api() -> Iterator[ProviderSandbox]:
+    with serve(ProviderSandbox(mercadopago_token=MERCADOPAGO_TOKEN)) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
 def pipeline(
     stack: Stack,
     database_url: str,
-    mercadopago_api: FakeMercadoPago,
+    mercadopago_api: ProviderSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Pipeline]:
     """ConsumerFunction on the template's queue and idempotency table, a test database,
@@ -126,7 +126,7 @@ def pipeline(
     for name, value in stack.consumer_environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("MERCADOPAGO_API_URL", mercadopago_api.url)
+    monkeypatch.setenv("MERCADOPAGO_API_URL", mercadopago_api.mercadopago_url)
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
     stack.put_secret({**default_secret_document(), "mercadopago_access_token": MERCADOPAGO_TOKEN})
     consumer.cache_clear()

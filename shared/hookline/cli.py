@@ -1,20 +1,34 @@
-"""The `hookline` command line. Subcommands arrive with the features they drive."""
+"""The `hookline` command line: argument parsing here, the work in the modules it names."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 from psycopg.rows import dict_row
 
+from hookline import template
 from hookline.database import describe
-from hookline.errors import MigrationError
+from hookline.errors import ConfigurationError, MigrationError
 from hookline.migrate import default_directory, discover, migrate, pending
+from hookline.simulate.events import Subject, UnknownEventType, lifecycle
+from hookline.simulate.send import Progress, deliver, plan, register_mercadopago_payments
+from hookline.simulate.signing import PROVIDERS, signature_headers
+from hookline.template import TEMPLATE_PATH
+
+EXAMPLE_SECRETS = Path("config") / "local-secrets.example.json"
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -46,6 +60,366 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def project_directory(given: Path | None) -> Path:
+    """Where template.yaml is: --project, else the current directory, else this checkout."""
+    for candidate in (given, Path.cwd(), TEMPLATE_PATH.parent):
+        if candidate is not None and (candidate / "template.yaml").exists():
+            return candidate.resolve()
+    raise ConfigurationError("no template.yaml here: run from the project or pass --project")
+
+
+def parameter_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise ConfigurationError(f"parameter override {pair!r} is not Name=Value")
+        overrides[name] = value
+    return overrides
+
+
+def _local(args: argparse.Namespace) -> int:
+    from hookline.local.console import Console
+    from hookline.local.stack import LocalOptions, serve
+
+    console = Console(level=args.log_level, json_lines=args.log_format == "json")
+    stop = threading.Event()
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            # A second Ctrl-C: the person wants out now.
+            os._exit(128 + number)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        project = project_directory(args.project)
+        options = LocalOptions(
+            project=project,
+            secrets_file=(args.secrets or project / EXAMPLE_SECRETS).resolve(),
+            data_dir=(args.data_dir or project / ".hookline").resolve(),
+            host=args.host,
+            port=args.port,
+            database_url=args.database_url or os.environ.get("DATABASE_URL") or None,
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            code=args.code,
+            build_dir=args.build_dir,
+            parameters=parameter_overrides(args.parameter_overrides),
+            schedule_every=args.schedule_every,
+        )
+        serve(options, console, stop)
+    except (ConfigurationError, MigrationError, OSError, ValueError) as error:
+        console.error("local", str(error))
+        return 2
+    return 0
+
+
+def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = commands.add_parser(
+        "local",
+        help="run the whole pipeline on this machine (moto, PostgreSQL, the functions)",
+        description="Serves the webhook API like `sam local start-api`, with SQS, DynamoDB "
+        "and Secrets Manager in moto, PostgreSQL from DATABASE_URL or embedded under "
+        ".hookline/, and every function wired as template.yaml wires it.",
+    )
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=3000, help="0 picks a free port")
+    local.add_argument(
+        "--secrets",
+        type=Path,
+        help=f"JSON file shaped like the webhook secret (default: {EXAMPLE_SECRETS})",
+    )
+    local.add_argument(
+        "--database-url",
+        help="default: $DATABASE_URL, else an embedded server kept under .hookline/",
+    )
+    local.add_argument(
+        "--code",
+        choices=["auto", "build", "source"],
+        default="auto",
+        help="run `sam build` output or the source tree (auto: the build when it is "
+        "present, current and built for this machine)",
+    )
+    local.add_argument("--build-dir", type=Path, help="default: .aws-sam/build")
+    local.add_argument("--project", type=Path, help="directory holding template.yaml")
+    local.add_argument("--data-dir", type=Path, help="default: <project>/.hookline")
+    local.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as for sam deploy",
+    )
+    local.add_argument(
+        "--schedule-every",
+        type=int,
+        metavar="SECONDS",
+        help="run scheduled functions this often instead of their rate()",
+    )
+    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    local.add_argument("--log-format", default="pretty", choices=["pretty", "json"])
+    local.set_defaults(run=_local)
+
+
+def _local_state(data_dir: Path | None) -> dict[str, Any] | None:
+    from hookline.local.stack import read_state
+
+    try:
+        directory = data_dir or project_directory(None) / ".hookline"
+    except ConfigurationError:
+        return None
+    return read_state(directory)
+
+
+def _secrets_file(given: Path | None, state: dict[str, Any] | None) -> Path:
+    if given is not None:
+        return given
+    if state is not None:
+        return Path(str(state["secrets_file"]))
+    return project_directory(None) / EXAMPLE_SECRETS
+
+
+def signing_secrets(path: Path) -> dict[str, str]:
+    """provider → the secret to sign with (the first listed: the current one)."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"cannot read secrets file {path}: {error}") from error
+    return {
+        name: value[0]
+        for name, value in document.items()
+        if isinstance(value, list) and value and isinstance(value[0], str)
+    }
+
+
+def _subjects(args: argparse.Namespace, rng: random.Random) -> list[Subject]:
+    def order(index: int) -> str | None:
+        if args.order is None:
+            return None
+        return args.order if args.count == 1 else f"{args.order}-{index + 1}"
+
+    return [
+        Subject.new(
+            rng,
+            amount=args.amount,
+            currency=args.currency,
+            order_id=order(index),
+            refund_amount=args.refund,
+        )
+        for index in range(args.count)
+    ]
+
+
+def _send(args: argparse.Namespace) -> int:
+    state = _local_state(args.data_dir)
+    url = args.url or os.environ.get("HOOKLINE_URL") or (state or {}).get("api_url")
+    url = str(url or "http://127.0.0.1:3000")
+    secrets = signing_secrets(_secrets_file(args.secrets, state))
+    if args.provider not in secrets:
+        raise ConfigurationError(f"the secrets file has no {args.provider} secret to sign with")
+    rng = random.Random(args.seed)  # noqa: S311 - ids of simulated events, not secrets
+    types = [kind.strip() for kind in args.event_type.split(",") if kind.strip()]
+    subjects = _subjects(args, rng)
+    cycles = [lifecycle(args.provider, types, subject, rng) for subject in subjects]
+    if args.provider == "mercadopago" and state is not None and url == state["api_url"]:
+        # Thin events: the consumer fetches the payment, from the local stack's sandbox.
+        register_mercadopago_payments(state["sandbox_url"], subjects)
+    deliveries = plan(cycles, duplicates=args.duplicates, shuffle=args.shuffle, rng=rng)
+    summary = deliver(
+        url,
+        deliveries,
+        secrets.__getitem__,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        forge=args.forge,
+        progress=Progress(len(deliveries)),
+    )
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    elif len(summary.answers) == 1:
+        answer = summary.answers[0]
+        print(
+            f"{answer.event.provider} {answer.event.event_type} {answer.event.event_id} -> "
+            f"{answer.status or answer.error} ({answer.latency_ms:.0f} ms)"
+        )
+    else:
+        print(summary.text())
+    return 0 if summary.ok else 1
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send",
+        help="sign and post realistic provider events, like the provider would",
+        description="EVENT_TYPE may list several types, comma-separated: a lifecycle of "
+        "one payment (e.g. payment_intent.created,payment_intent.succeeded,charge.refunded).",
+    )
+    send.add_argument("provider", choices=PROVIDERS)
+    send.add_argument("event_type", help="e.g. payment_intent.succeeded")
+    send.add_argument(
+        "--url", help="base URL (default: the running local stack, else http://127.0.0.1:3000)"
+    )
+    send.add_argument("--secrets", type=Path, help="JSON file shaped like the webhook secret")
+    send.add_argument("--data-dir", type=Path, help="the local stack's (default .hookline)")
+    send.add_argument("--count", type=int, default=1, help="payments (each with every type)")
+    send.add_argument("--duplicates", type=int, default=0, help="extra deliveries of each event")
+    send.add_argument("--shuffle", action="store_true", help="send in random order")
+    send.add_argument("--seed", type=int, help="for a repeatable --shuffle and ids")
+    send.add_argument("--rate", type=float, help="at most this many requests per second")
+    send.add_argument("--concurrency", type=int, default=4)
+    send.add_argument("--amount", type=int, default=2000, help="minor units (default 2000)")
+    send.add_argument("--currency", default="USD")
+    send.add_argument("--refund", type=int, help="refund amount (default: the full amount)")
+    send.add_argument(
+        "--order", help="the shop's order id the payment names (with --count: a prefix)"
+    )
+    send.add_argument("--forge", action="store_true", help="sign with a wrong secret")
+    send.add_argument("--json", action="store_true", help="machine-readable summary")
+    send.set_defaults(run=_send)
+
+
+def _event(args: argparse.Namespace) -> int:
+    from hookline.local.api import http_api_event
+    from hookline.local.wiring import load as load_wiring
+
+    project = project_directory(None)
+    state = _local_state(args.data_dir)
+    secrets = signing_secrets(_secrets_file(args.secrets, state))
+    if args.provider not in secrets:
+        raise ConfigurationError(f"the secrets file has no {args.provider} secret to sign with")
+    rng = random.Random()  # noqa: S311 - ids of simulated events, not secrets
+    event = lifecycle(args.provider, [args.event_type], Subject.new(rng), rng)[0]
+    domain = "local.execute-api.us-east-1.amazonaws.com"
+    path = f"/webhooks/{args.provider}"
+    loaded = template.load(project / "template.yaml")
+    resolver = template.Resolver(loaded, refs={n: n for n in loaded["Resources"]})
+    found = load_wiring(loaded, resolver, project).route_for("POST", path)
+    if found is None:
+        raise ConfigurationError(f"template.yaml routes no POST {path}")
+    route, path_parameters = found
+    headers = {
+        **event.headers,
+        **signature_headers(
+            event, secrets[args.provider], url=f"https://{domain}{path}", timestamp=int(time.time())
+        ),
+    }
+    api_event = http_api_event(
+        route,
+        path_parameters,
+        method="POST",
+        raw_path=path,
+        raw_query=urlencode(dict(event.query)),
+        headers=list(headers.items()),
+        body=event.body,
+        source_ip="192.0.2.10",
+        domain_name=domain,
+    )
+    output = args.output or project / "events" / f"signed-{args.provider}.json"
+    text = json.dumps(api_event, indent=2) + "\n"
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        environment = write_env_file(
+            args.env_file or project / "events" / "env.json", state, project
+        )
+        print(f"wrote {output} ({args.provider} {args.event_type} {event.event_id})")
+        print(f"  sam local invoke ReceiverFunction -e {output} --env-vars {environment}")
+    return 0
+
+
+def write_env_file(path: Path, state: Mapping[str, Any] | None, project: Path) -> Path:
+    """events/env.json for `sam local invoke --env-vars`, one object per function.
+
+    With the local stack running: its resources, reached from Docker through
+    host.docker.internal. Without: the template's variables with `<Resource>`
+    placeholders to fill in from a deployed stack's outputs.
+    """
+    document: dict[str, dict[str, str]] = {}
+    if state is not None:
+        endpoint = str(state["endpoint_url"]).replace("127.0.0.1", "host.docker.internal")
+        for name, spec in state["functions"].items():
+            document[name] = {**spec["environment"], "AWS_ENDPOINT_URL": endpoint}
+    else:
+        loaded = template.load(project / "template.yaml")
+        resolver = template.Resolver(loaded, refs={n: f"<{n}>" for n in loaded["Resources"]})
+        for name, found in loaded["Resources"].items():
+            if found["Type"] == "AWS::Serverless::Function":
+                document[name] = template.function_environment(loaded, name, resolver)
+    for environment in document.values():
+        # Square's URL is derived from the event's domain, as in AWS.
+        environment.pop("SQUARE_NOTIFICATION_URL", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def _add_event(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    event = commands.add_parser(
+        "event",
+        help="write a freshly signed API Gateway event for `sam local invoke`",
+    )
+    event.add_argument("provider", choices=PROVIDERS)
+    event.add_argument("event_type")
+    event.add_argument("--secrets", type=Path, help="JSON file shaped like the webhook secret")
+    event.add_argument("--data-dir", type=Path, help="the local stack's (default .hookline)")
+    event.add_argument(
+        "-o", "--output", type=Path, help="default: events/signed-PROVIDER.json; - for stdout"
+    )
+    event.add_argument("--env-file", type=Path, help="default: events/env.json")
+    event.set_defaults(run=_event)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from hookline import status
+    from hookline.local.stack import aws_clients
+
+    if args.stack:
+        import boto3
+
+        cloudformation = boto3.client("cloudformation")
+        stacks = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        queues = {
+            name: outputs[key] for key, name in status.QUEUE_OUTPUTS.items() if key in outputs
+        }
+        target = status.Target(
+            args.stack,
+            queues,
+            boto3.client("sqs"),
+            args.database_url or os.environ.get("DATABASE_URL"),
+        )
+    else:
+        state = _local_state(args.data_dir)
+        if state is None:
+            raise ConfigurationError(
+                "no local stack is running (start one with `hookline local`), "
+                "or name a deployed one with --stack NAME"
+            )
+        clients = aws_clients(state["endpoint_url"], state["region"])
+        target = status.Target(
+            state["stack_name"],
+            state["queues"],
+            clients["sqs"],
+            args.database_url or state["database_url"],
+        )
+    report = status.collect(target)
+    print(json.dumps(report, indent=2) if args.json else status.render(report))
+    return 0
+
+
+def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    command = commands.add_parser(
+        "status", help="queue depths, ledger counts, parked events, last reconciler run"
+    )
+    command.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
+    command.add_argument("--database-url", help="default: the stack's, else $DATABASE_URL")
+    command.add_argument("--data-dir", type=Path, help="the local stack's (default .hookline)")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.set_defaults(run=_status)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hookline", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -59,12 +433,20 @@ def parser() -> argparse.ArgumentParser:
     migrate_command.add_argument("--dry-run", action="store_true", help="list, apply nothing")
     migrate_command.add_argument("--json", action="store_true", help="machine-readable output")
     migrate_command.set_defaults(run=_migrate)
+    _add_local(commands)
+    _add_send(commands)
+    _add_event(commands)
+    _add_status(commands)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except (ConfigurationError, UnknownEventType) as error:
+        print(f"hookline {args.command}: {error}", file=sys.stderr)
+        return 2
     return code
 
 

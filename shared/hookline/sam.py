@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def find_lambda_python() -> Path:
         f"{name} is needed by `sam build` for the python{LAMBDA_PYTHON} runtime: "
         f"install it (e.g. `pyenv install {LAMBDA_PYTHON}`) or put it on PATH"
     )
+
+
+def host_architecture() -> str:
+    """This machine's Lambda architecture name."""
+    return "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
 
 
 def sam_executable() -> str:
@@ -114,8 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("validate", help="sam validate --lint")
     build_parser = commands.add_parser("build", help="sam build with python3.13 on PATH")
     build_parser.add_argument("--build-dir", type=Path)
-    build_parser.add_argument("--architecture", choices=["arm64", "x86_64"])
+    build_parser.add_argument(
+        "--architecture", choices=["arm64", "x86_64", "host"], help="host: this machine's"
+    )
     args = parser.parse_args(argv)
+    if getattr(args, "architecture", None) == "host":
+        args.architecture = host_architecture()
     try:
         result = (
             validate() if args.command == "validate" else build(args.build_dir, args.architecture)

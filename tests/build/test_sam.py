@@ -12,16 +12,13 @@ from pathlib import Path
 import pytest
 from hookline import sam
 
+from tests.build.conftest import run_or_fail
 from tests.support.apigw import http_event
 from tests.support.postgres import PostgresServer, fresh_database
 
 pytestmark = pytest.mark.build
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_or_fail(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_template_validates_with_lint() -> None:
@@ -35,13 +32,6 @@ def test_arm64_build_ships_aarch64_wheels(tmp_path: Path) -> None:
     assert list(layer.glob("psycopg_binary/_psycopg*aarch64*.so"))
     hookline_layer = tmp_path / "arm64" / "HooklineLayer" / "python" / "hookline"
     assert (hookline_layer / "consumer" / "batch.py").exists()
-
-
-@pytest.fixture(scope="module")
-def x86_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("x86_64")
-    run_or_fail(sam.build(directory, architecture="x86_64"))
-    return directory
 
 
 def run_function(build: Path, function: str, script: str, env: dict[str, str]) -> str:

@@ -18,21 +18,21 @@ from hookline.errors import (
     ResourceNotFound,
 )
 from hookline.ledger import LedgerStatus
+from hookline.local.sandbox import ProviderSandbox, mercadopago_payment
 from hookline.orphans import settle
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
 from tests.support.events import T0
-from tests.support.fake_provider import FakeMercadoPago, mercadopago_payment
 from tests.support.postgres import insert_order
 
 
 @pytest.fixture
-def applier(database_url: str, mercadopago_api: FakeMercadoPago) -> Iterator[Applier]:
+def applier(database_url: str, mercadopago_api: ProviderSandbox) -> Iterator[Applier]:
     database = Database(lambda: database_url)
     yield Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.url, retries=0),
+        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
         clock=lambda: T0 + timedelta(hours=1),
     )
     database.discard()
@@ -251,11 +251,11 @@ def test_orphans_past_the_deadline_are_parked(applier: Applier, db: Connection) 
 
 
 def test_an_event_already_past_the_deadline_is_parked_on_arrival(
-    database_url: str, db: Connection, mercadopago_api: FakeMercadoPago
+    database_url: str, db: Connection, mercadopago_api: ProviderSandbox
 ) -> None:
     late_applier = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.url),
+        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url),
         clock=lambda: T0 + timedelta(days=4),
     )
     item = events.stripe("payment_intent.succeeded", order_id="order-never")
@@ -306,7 +306,7 @@ def test_shopify_refund_before_the_order_converges(applier: Applier, db: Connect
 
 
 def test_mercadopago_payment_is_fetched_and_applied(
-    applier: Applier, db: Connection, mercadopago_api: FakeMercadoPago
+    applier: Applier, db: Connection, mercadopago_api: ProviderSandbox
 ) -> None:
     insert_order(db, "order-mp", 10050, "BRL")
     mercadopago_api.payments["1320470583"] = mercadopago_payment(
@@ -319,7 +319,7 @@ def test_mercadopago_payment_is_fetched_and_applied(
 
 
 def test_mercadopago_outage_is_transient_and_applies_nothing(
-    applier: Applier, db: Connection, mercadopago_api: FakeMercadoPago
+    applier: Applier, db: Connection, mercadopago_api: ProviderSandbox
 ) -> None:
     mercadopago_api.down = True
     item = events.mercadopago()
@@ -334,11 +334,13 @@ def test_mercadopago_outage_is_transient_and_applies_nothing(
 
 
 def test_mercadopago_client_retries_a_blip(
-    database_url: str, db: Connection, mercadopago_api: FakeMercadoPago
+    database_url: str, db: Connection, mercadopago_api: ProviderSandbox
 ) -> None:
     retrying = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.url, retries=2, backoff_factor=0),
+        MercadoPagoApi(
+            lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=2, backoff_factor=0
+        ),
     )
     mercadopago_api.failures = [503, 429]
     mercadopago_api.payments["1320470583"] = mercadopago_payment("1320470583", "approved", "5")
@@ -347,13 +349,13 @@ def test_mercadopago_client_retries_a_blip(
 
 
 def test_mercadopago_unknown_payment_and_bad_token(
-    database_url: str, applier: Applier, mercadopago_api: FakeMercadoPago
+    database_url: str, applier: Applier, mercadopago_api: ProviderSandbox
 ) -> None:
     with pytest.raises(ResourceNotFound):
         applier.apply(events.mercadopago("999"))
     wrong_token = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: "TEST-wrong", mercadopago_api.url, retries=0),
+        MercadoPagoApi(lambda: "TEST-wrong", mercadopago_api.mercadopago_url, retries=0),
     )
     with pytest.raises(ConfigurationError, match="401"):
         wrong_token.apply(events.mercadopago("1000"))

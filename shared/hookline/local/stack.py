@@ -1,0 +1,443 @@
+"""`hookline local`: start everything, serve until told to stop, stop cleanly.
+
+Order of start: PostgreSQL (and migrations), the AWS endpoint and the
+template's resources, one warm container per function (so an import error or a
+dependency missing from a layer stops the start with its traceback), then the
+API, the queue pollers and the schedules. Stop runs the other way, letting the
+invocations in flight finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from psycopg.rows import dict_row
+
+from hookline import template
+from hookline.aws import CLIENT_CONFIG
+from hookline.errors import ConfigurationError
+from hookline.local import resources, services
+from hookline.local.api import LocalApi
+from hookline.local.console import Console
+from hookline.local.runtime import (
+    ContainerDied,
+    FunctionPool,
+    Invocation,
+    build_launch,
+    container_environment,
+    source_launch,
+)
+from hookline.local.sandbox import ProviderSandbox
+from hookline.local.sandbox import serve as serve_sandbox
+from hookline.local.sources import QueuePoller, Scheduler
+from hookline.local.wiring import Schedule, Wiring
+from hookline.local.wiring import load as load_wiring
+from hookline.migrate import migrate
+from hookline.sam import host_architecture
+
+STATE_FILE = "stack.json"
+STACK_NAME = "hookline-local"
+REGION = "us-east-1"
+# Containers per function that no event source or reserved concurrency bounds.
+DEFAULT_CONCURRENCY = 4
+_SOURCE_DIRECTORIES = ("shared", "functions", "layers")
+
+
+@dataclass
+class LocalOptions:
+    project: Path
+    secrets_file: Path
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 3000
+    database_url: str | None = None
+    endpoint_url: str | None = None
+    code: str = "auto"  # auto | build | source
+    build_dir: Path | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    schedule_every: int | None = None
+
+    @property
+    def template_path(self) -> Path:
+        return self.project / "template.yaml"
+
+    @property
+    def built_template(self) -> Path:
+        return (self.build_dir or self.project / ".aws-sam" / "build") / "template.yaml"
+
+
+@dataclass(frozen=True)
+class CodeChoice:
+    mode: str  # "build" or "source"
+    template_path: Path
+    reason: str
+
+
+def _newest_source(project: Path) -> float:
+    newest = (project / "template.yaml").stat().st_mtime
+    for directory in _SOURCE_DIRECTORIES:
+        for path in (project / directory).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def _foreign_binaries(build_root: Path, architecture: str) -> list[Path]:
+    foreign = "aarch64" if architecture == "x86_64" else "x86_64"
+    return sorted(build_root.glob(f"*/python/**/*{foreign}*.so"))[:3]
+
+
+def choose_code(options: LocalOptions) -> CodeChoice:
+    """Run `sam build` output when there is a usable one, else the source tree."""
+    built = options.built_template
+    if options.code == "source":
+        return CodeChoice("source", options.template_path, "--code source")
+    if not built.exists():
+        if options.code == "build":
+            raise ConfigurationError(
+                f"no sam build output at {built.parent}: run `make build-local`"
+            )
+        return CodeChoice("source", options.template_path, "no sam build output")
+    foreign = _foreign_binaries(built.parent, host_architecture())
+    if foreign:
+        message = (
+            f"{built.parent} was built for another architecture ({foreign[0].name}): "
+            "run `make build-local` to build for this machine"
+        )
+        if options.code == "build":
+            raise ConfigurationError(message)
+        return CodeChoice("source", options.template_path, message)
+    if built.stat().st_mtime < _newest_source(options.project):
+        if options.code == "auto":
+            return CodeChoice(
+                "source", options.template_path, "sam build output is older than the sources"
+            )
+        return CodeChoice("build", built, "--code build (older than the sources)")
+    return CodeChoice("build", built, f"sam build output in {built.parent}")
+
+
+@dataclass
+class RunningStack:
+    """What `hookline status`, `send` and `event` need to find the running stack."""
+
+    api_url: str
+    endpoint_url: str
+    region: str
+    stack_name: str
+    database_url: str
+    code: str
+    secrets_file: str
+    sandbox_url: str
+    resources: resources.Resources
+    wiring: Wiring
+    pid: int = field(default_factory=os.getpid)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "api_url": self.api_url,
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "stack_name": self.stack_name,
+            "database_url": self.database_url,
+            "code": self.code,
+            "secrets_file": self.secrets_file,
+            "sandbox_url": self.sandbox_url,
+            "queues": self.resources.queues,
+            "tables": self.resources.tables,
+            "secrets": self.resources.secrets,
+            "functions": {
+                name: {
+                    "handler": spec.handler,
+                    "code_dir": str(spec.code_dir),
+                    "runtime": spec.runtime,
+                    "timeout": spec.timeout_seconds,
+                    "memory": spec.memory_mb,
+                    "layers": [str(layer) for layer in spec.layers],
+                    "environment": dict(spec.environment),
+                }
+                for name, spec in self.wiring.functions.items()
+            },
+            "routes": [
+                {"method": r.method, "path": r.path, "function": r.function}
+                for r in self.wiring.routes
+            ],
+            "queue_sources": [
+                {
+                    "function": s.function,
+                    "queue": s.queue,
+                    "batch_size": s.batch_size,
+                    "maximum_concurrency": s.maximum_concurrency,
+                    "report_batch_item_failures": s.report_batch_item_failures,
+                }
+                for s in self.wiring.queue_sources
+            ],
+            "schedules": [
+                {"function": s.function, "expression": s.expression, "enabled": s.enabled}
+                for s in self.wiring.schedules
+            ],
+        }
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The running local stack's state file, or None when no stack is running."""
+    path = data_dir / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return None
+    return state
+
+
+def aws_clients(endpoint_url: str, region: str) -> dict[str, Any]:
+    session = boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto accepts anything; reaches nothing real
+        region_name=region,
+    )
+    return {
+        name: session.client(name, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+        for name in ("sqs", "dynamodb", "secretsmanager")
+    }
+
+
+def _secret_name(document: Mapping[str, Any], resolver: template.Resolver) -> str:
+    globals_env = document.get("Globals", {}).get("Function", {}).get("Environment", {})
+    value = globals_env.get("Variables", {}).get("SECRETS_NAME")
+    if value is None:
+        raise ConfigurationError("template.yaml sets no SECRETS_NAME for the functions")
+    return str(resolver.resolve(value))
+
+
+class LocalStack:
+    def __init__(self, options: LocalOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.pools: dict[str, FunctionPool] = {}
+        self.running: RunningStack | None = None
+        self._exit = ExitStack()
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
+        invocation = self.pools[function].invoke(event)
+        if invocation.failed and invocation.error is not None:
+            self.console.error(
+                function,
+                f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}",
+            )
+        return invocation
+
+    def _database(self) -> str:
+        url = self.options.database_url
+        if not url:
+            self.console.info(
+                "postgres", f"embedded server in {self.options.data_dir / 'postgres'}"
+            )
+            url = self._exit.enter_context(
+                services.embedded_postgres(self.options.data_dir / "postgres")
+            )
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection:
+            applied = migrate(connection)
+        names = ", ".join(f"{m.version}_{m.name}" for m in applied) or "none pending"
+        self.console.info("postgres", f"migrations: {names}")
+        return url
+
+    def _endpoint(self) -> str:
+        if self.options.endpoint_url:
+            return self.options.endpoint_url
+        endpoint = self._exit.enter_context(services.moto_server(self.options.host))
+        self.console.info("aws", f"moto server at {endpoint}")
+        return endpoint
+
+    def start(self) -> RunningStack:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> RunningStack:
+        options = self.options
+        choice = choose_code(options)
+        self.console.info("local", f"running functions from {choice.mode}: {choice.reason}")
+        document = template.load(choice.template_path)
+        secret_text = resources.secret_document(options.secrets_file.read_text())
+        database_url = self._database()
+        endpoint = self._endpoint()
+        token = json.loads(secret_text).get("mercadopago_access_token")
+        sandbox = self._exit.enter_context(
+            serve_sandbox(ProviderSandbox(mercadopago_token=token), options.host)
+        )
+        self.console.info("sandbox", f"Mercado Pago API at {sandbox.mercadopago_url}")
+        port = options.port or services.free_port(options.host)
+        api_base = f"http://{options.host}:{port}"
+        parameters = {
+            "DatabaseUrl": database_url,
+            "SquareNotificationUrl": f"{api_base}/webhooks/square",
+            "MercadoPagoApiUrl": sandbox.mercadopago_url,
+            "Architecture": host_architecture(),
+            **options.parameters,
+        }
+        clients = aws_clients(endpoint, REGION)
+        secret_name = _secret_name(
+            document, template.Resolver(document, STACK_NAME, REGION, parameters)
+        )
+        created = resources.create(
+            document,
+            **clients,
+            stack_name=STACK_NAME,
+            region=REGION,
+            parameters=parameters,
+            secret_strings={secret_name: secret_text},
+        )
+        self.console.info(
+            "aws",
+            f"queues {', '.join(created.queues)}; tables {', '.join(created.tables)}; "
+            f"secret {secret_name} from {options.secrets_file}",
+        )
+        root = choice.template_path.parent
+        wiring = load_wiring(document, created.resolver(document), root)
+        self._start_functions(wiring, document, choice, endpoint)
+        sqs = clients["sqs"]
+        for source in wiring.queue_sources:
+            poller = QueuePoller(
+                source,
+                created.queues[source.queue],
+                created.attributes[(source.queue, "Arn")],
+                sqs,
+                self.invoke,
+                self.console.info,
+                REGION,
+            )
+            poller.start()
+            grace = wiring.functions[source.function].timeout_seconds + 5
+            self._exit.callback(poller.stop, grace)
+            self.console.info(
+                source.function,
+                f"polling {source.queue}: batch {source.batch_size}, "
+                f"up to {source.maximum_concurrency} at once",
+            )
+        for schedule in wiring.schedules:
+            self._start_schedule(schedule, wiring)
+        # Last to start, first to stop: no request arrives that nothing would consume.
+        api = LocalApi(wiring, self.invoke, options.host, port, self._access_line)
+        api.start()
+        self._exit.callback(api.stop)
+        self.running = RunningStack(
+            api_url=api.url,
+            endpoint_url=endpoint,
+            region=REGION,
+            stack_name=STACK_NAME,
+            database_url=database_url,
+            code=choice.mode,
+            secrets_file=str(options.secrets_file),
+            sandbox_url=sandbox.url,
+            resources=created,
+            wiring=wiring,
+        )
+        self._write_state(self.running)
+        for route in wiring.routes:
+            self.console.info("api", f"{route.method:<5} {api.url}{route.path} -> {route.function}")
+        return self.running
+
+    def _start_functions(
+        self, wiring: Wiring, document: Mapping[str, Any], choice: CodeChoice, endpoint: str
+    ) -> None:
+        python: str | None = None
+        if choice.mode == "build":
+            from hookline.sam import LAMBDA_PYTHON, ToolMissing, find_lambda_python
+
+            try:
+                python = str(find_lambda_python() / f"python{LAMBDA_PYTHON}")
+            except ToolMissing as error:
+                raise ConfigurationError(str(error)) from error
+        sources = {s.function: s.maximum_concurrency for s in wiring.queue_sources}
+        for name, spec in wiring.functions.items():
+            properties = template.resource(document, name).get("Properties", {})
+            reserved = properties.get("ReservedConcurrentExecutions")
+            concurrency = int(sources.get(name) or reserved or DEFAULT_CONCURRENCY)
+            launch = build_launch(spec, python) if python else source_launch(spec)
+            pool = FunctionPool(
+                spec,
+                launch,
+                container_environment(spec, endpoint, REGION),
+                self.console.function_line,
+                concurrency,
+                REGION,
+            )
+            self.pools[name] = pool
+            self._exit.callback(pool.close)
+            try:
+                pool.warm()
+            except ContainerDied as error:
+                raise ConfigurationError(str(error)) from error
+            self.console.info(name, f"ready: {spec.handler} in {spec.code_dir}")
+
+    def _start_schedule(self, schedule: Schedule, wiring: Wiring) -> None:
+        if not schedule.enabled:
+            self.console.info(schedule.function, f"schedule {schedule.name} is disabled")
+            return
+        if self.options.schedule_every:
+            schedule = Schedule(
+                schedule.function,
+                schedule.name,
+                schedule.expression,
+                self.options.schedule_every,
+                schedule.enabled,
+                schedule.input,
+            )
+        scheduler = Scheduler(schedule, self.invoke, self.console.info, REGION)
+        scheduler.start()
+        self._exit.callback(scheduler.stop, wiring.functions[schedule.function].timeout_seconds + 5)
+        self.console.info(
+            schedule.function,
+            f"scheduled {schedule.expression} (every {schedule.interval_seconds}s)",
+        )
+
+    def _access_line(self, method: str, path: str, status: int, elapsed_ms: float) -> None:
+        path_only = path.split("?", 1)[0]
+        line = f"{method} {path_only} -> {status} ({elapsed_ms:.0f} ms)"
+        (self.console.warning if status >= 500 else self.console.info)("api", line)
+
+    def _write_state(self, running: RunningStack) -> None:
+        self.options.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.data_dir / STATE_FILE
+        path.write_text(json.dumps(running.as_dict(), indent=2))
+        self._exit.callback(path.unlink, missing_ok=True)
+
+    def stop(self) -> None:
+        self._exit.close()
+
+
+@contextmanager
+def running_stack(options: LocalOptions, console: Console) -> Iterator[RunningStack]:
+    stack = LocalStack(options, console)
+    running = stack.start()
+    try:
+        yield running
+    finally:
+        console.info("local", "stopping")
+        stack.stop()
+        console.info("local", "stopped")
+
+
+def serve(options: LocalOptions, console: Console, stop: threading.Event) -> None:
+    with running_stack(options, console) as running:
+        console.info(
+            "local",
+            f"ready: {running.api_url} (try `hookline send stripe payment_intent.succeeded`, "
+            "then `hookline status`); Ctrl-C stops",
+        )
+        stop.wait()

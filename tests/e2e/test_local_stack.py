@@ -1,0 +1,272 @@
+"""The whole pipeline on one machine: `hookline local` started as a user starts it,
+events posted over HTTP by `hookline send`, results read from PostgreSQL and SQS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+import yaml
+from psycopg.rows import dict_row
+
+from tests.support.local_stack import LocalStackProcess, eventually
+from tests.support.postgres import PostgresServer, fresh_database, insert_order
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer) -> Iterator[str]:
+    """An empty database: `hookline local` runs the migrations itself."""
+    with fresh_database(postgres, None) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    started = LocalStackProcess.start(
+        tmp_path_factory.mktemp("local") / ".hookline",
+        ["--database-url", database, "--code", "source"],
+    )
+    yield started
+    assert started.stop() == 0, started.log_tail()
+
+
+@pytest.fixture
+def db(database: str, stack: LocalStackProcess) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database, autocommit=True, row_factory=dict_row) as connection:
+        yield connection
+
+
+def ledger(db: psycopg.Connection[Any], event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = db.execute(
+        "SELECT event_id, status, attempts, order_id FROM webhook_events WHERE event_id = ANY(%s)",
+        (event_ids,),
+    ).fetchall()
+    return {row["event_id"]: row for row in rows}
+
+
+def event_ids(summary: dict[str, Any]) -> list[str]:
+    return sorted({event["event_id"] for event in summary["events"]})
+
+
+def order_status(db: psycopg.Connection[Any], order_id: str) -> str | None:
+    row = db.execute("SELECT status FROM orders WHERE id = %s", (order_id,)).fetchone()
+    return None if row is None else str(row["status"])
+
+
+def settled(db: psycopg.Connection[Any], ids: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The ledger rows once every event has a final status, else None."""
+    rows = ledger(db, ids)
+    final = {"applied", "stale", "ignored", "orphaned", "parked"}
+    done = len(rows) == len(ids) and all(r["status"] in final for r in rows.values())
+    return rows if done else None
+
+
+def test_payments_from_several_providers_are_applied(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    insert_order(db, "e2e-stripe-1", 2000)
+    insert_order(db, "e2e-square-1", 1500)
+    insert_order(db, "e2e-mp-1", 10050, "BRL")
+    stripe = stack.send("stripe", "payment_intent.succeeded", "--order", "e2e-stripe-1")
+    square = stack.send("square", "payment.updated", "--order", "e2e-square-1", "--amount", "1500")
+    shopify = stack.send("shopify", "orders/paid", "--amount", "4599")
+    # A thin event: the consumer fetches the payment from the stack's provider sandbox.
+    mercadopago = stack.send(
+        "mercadopago", "payment", "--order", "e2e-mp-1", "--amount", "10050", "--currency", "BRL"
+    )
+    summaries = [stripe, square, shopify, mercadopago]
+    assert [s["answers"] for s in summaries] == [{"200": 1}] * 4
+
+    rows = eventually(lambda: settled(db, [i for s in summaries for i in event_ids(s)]))
+    assert {row["status"] for row in rows.values()} == {"applied"}
+    assert order_status(db, "e2e-stripe-1") == "paid"
+    assert order_status(db, "e2e-square-1") == "paid"
+    assert order_status(db, "e2e-mp-1") == "paid"
+    shopify_order = rows[event_ids(shopify)[0]]["order_id"]
+    order = db.execute(
+        "SELECT status, amount FROM orders WHERE id = %s", (shopify_order,)
+    ).fetchone()
+    assert order == {"status": "paid", "amount": 4599}
+
+
+LIFECYCLE = "payment_intent.created,payment_intent.succeeded,charge.refunded"
+
+
+def final_states(db: psycopg.Connection[Any], prefix: str) -> list[tuple[Any, ...]]:
+    rows = db.execute(
+        "SELECT o.status AS order_status, o.paid_amount, o.refunded_amount, p.status, "
+        "p.amount_refunded FROM orders o JOIN payments p ON p.order_id = o.id "
+        "WHERE o.id LIKE %s ORDER BY o.id",
+        (f"{prefix}-%",),
+    ).fetchall()
+    return [tuple(row.values()) for row in rows]
+
+
+def test_duplicates_and_shuffled_lifecycles_converge(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    for index in (1, 2, 3):
+        insert_order(db, f"e2e-seq-{index}", 2000)
+        insert_order(db, f"e2e-mix-{index}", 2000)
+    in_order = stack.send(
+        "stripe", LIFECYCLE, "--count", "3", "--order", "e2e-seq", "--concurrency", "1"
+    )
+    shuffled = stack.send(
+        "stripe",
+        LIFECYCLE,
+        "--count",
+        "3",
+        "--order",
+        "e2e-mix",
+        "--duplicates",
+        "2",
+        "--shuffle",
+        "--seed",
+        "42",
+    )
+    assert in_order["answers"] == {"200": 9}
+    assert shuffled["answers"] == {"200": 27}
+
+    mixed = eventually(lambda: settled(db, event_ids(shuffled)))
+    eventually(lambda: settled(db, event_ids(in_order)))
+    # Each of the 9 distinct events has one ledger row, whatever arrived three times.
+    assert len(mixed) == 9
+    expected = [("refunded", 2000, 2000, "refunded", 2000)] * 3
+    assert eventually(lambda: final_states(db, "e2e-seq") == expected or None)
+    assert eventually(lambda: final_states(db, "e2e-mix") == expected or None)
+
+
+def test_a_forged_request_is_refused_and_nothing_is_queued(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    forged = stack.send("stripe", "payment_intent.succeeded", "--forge")
+    assert forged["answers"] == {"401": 1}
+
+    def drained() -> bool:
+        depth = stack.status()["queues"]["EventsQueue"]
+        return bool(depth["visible"] == 0 and depth["in_flight"] == 0)
+
+    eventually(drained)
+    assert ledger(db, event_ids(forged)) == {}
+
+
+def test_a_poison_event_reaches_the_dead_letter_queue(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    # Validly signed, but no currency code: it can never apply.
+    poison = stack.send("stripe", "payment_intent.succeeded", "--currency", "X")
+    assert poison["answers"] == {"200": 1}
+    eventually(lambda: stack.status()["queues"]["EventsDLQ"]["visible"] >= 1)
+    (row,) = ledger(db, event_ids(poison)).values()
+    assert row["status"] == "failed"
+    assert row["attempts"] == 5  # MaxReceiveCount
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads template.yaml independently of hookline.template: tags become plain values."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+_TemplateLoader.add_multi_constructor("!", _tagged)
+
+
+def test_the_local_stack_is_wired_as_template_yaml_says(stack: LocalStackProcess) -> None:
+    document = yaml.load((ROOT / "template.yaml").read_text(), Loader=_TemplateLoader)  # noqa: S506
+    resources = document["Resources"]
+    parameters = {name: p.get("Default") for name, p in document["Parameters"].items()}
+    state = stack.state
+    global_env = set(document["Globals"]["Function"]["Environment"]["Variables"])
+
+    functions = {n: r["Properties"] for n, r in resources.items() if r["Type"].endswith("Function")}
+    assert set(state["functions"]) == set(functions)
+    routes = set()
+    for name, properties in functions.items():
+        running = state["functions"][name]
+        assert running["handler"] == properties["Handler"]
+        assert Path(running["code_dir"]) == (ROOT / properties["CodeUri"]).resolve()
+        declared = global_env | set(properties.get("Environment", {}).get("Variables", {}))
+        assert set(running["environment"]) == declared
+        for event in properties.get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                routes.add((event["Properties"]["Method"], event["Properties"]["Path"], name))
+            if event["Type"] == "SQS":
+                (source,) = state["queue_sources"]
+                assert source["batch_size"] == event["Properties"]["BatchSize"]
+                maximum = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]["Ref"]
+                assert source["maximum_concurrency"] == parameters[maximum]
+    assert {(r["method"], r["path"], r["function"]) for r in state["routes"]} == routes
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=state["endpoint_url"],
+        region_name=state["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=state["queues"]["EventsDLQ"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    for name in ("EventsQueue", "EventsDLQ"):
+        declared = resources[name]["Properties"]
+        actual = sqs.get_queue_attributes(QueueUrl=state["queues"][name], AttributeNames=["All"])[
+            "Attributes"
+        ]
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "MaximumMessageSize"):
+            if key in declared:
+                assert int(actual[key]) == declared[key], (name, key)
+        assert actual["FifoQueue"] == "true"
+        assert (
+            actual["ContentBasedDeduplication"]
+            == str(declared["ContentBasedDeduplication"]).lower()
+        )
+        if "RedrivePolicy" in declared:
+            import json
+
+            policy = json.loads(actual["RedrivePolicy"])
+            assert policy["deadLetterTargetArn"] == dlq_arn
+            assert policy["maxReceiveCount"] == parameters["MaxReceiveCount"]
+
+    # Served exactly as routed: a path the template does not route is API Gateway's 404.
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(f"{stack.url}/health", timeout=10) as answer:  # noqa: S310
+        assert answer.status == 200
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{stack.url}/webhooks/stripe", timeout=10)  # noqa: S310
+    assert missing.value.code == 404
+    assert missing.value.read() == b'{"message": "Not Found"}'
+
+
+def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / ".hookline"
+    first = LocalStackProcess.start(data_dir, ["--code", "source"])
+    try:
+        sent = first.send("stripe", "payment_intent.succeeded")
+        assert sent["answers"] == {"200": 1}
+        eventually(lambda: first.status()["database"]["ledger"].get("applied") == 1)
+    finally:
+        assert first.stop() == 0, first.log_tail()
+    assert not (data_dir / "stack.json").exists()
+    assert "stopped" in first.log_tail()
+
+    second = LocalStackProcess.start(data_dir, ["--code", "source"])
+    try:
+        assert second.status()["database"]["ledger"] == {"applied": 1}
+    finally:
+        assert second.stop() == 0, second.log_tail()

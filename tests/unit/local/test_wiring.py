@@ -1,0 +1,126 @@
+"""The local stack takes its wiring from template.yaml, and follows it when it changes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hookline import template
+from hookline.local.wiring import Route, WiringError, load, schedule_seconds
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def wiring_of(document: dict[str, Any], parameters: dict[str, str] | None = None) -> Any:
+    refs = {name: f"ref:{name}" for name in document["Resources"]}
+    attributes = {(name, "Arn"): f"arn:{name}" for name in document["Resources"]}
+    resolver = template.Resolver(document, parameters=parameters or {}, refs=refs)
+    resolver.attributes = attributes
+    return load(document, resolver, ROOT)
+
+
+def test_functions_routes_and_sources_come_from_the_template() -> None:
+    wiring = wiring_of(template.load())
+    receiver = wiring.functions["ReceiverFunction"]
+    assert receiver.handler == "app.lambda_handler"
+    assert receiver.code_dir == ROOT / "functions" / "receiver"
+    assert receiver.runtime == "python3.13"
+    assert receiver.layers == (ROOT / "layers" / "dependencies", ROOT / "shared")
+    assert receiver.environment["QUEUE_URL"] == "ref:EventsQueue"
+    assert receiver.environment["POWERTOOLS_SERVICE_NAME"] == "hookline"
+    assert {(r.method, r.path, r.function) for r in wiring.routes} == {
+        ("POST", "/webhooks/{provider}", "ReceiverFunction"),
+        ("GET", "/health", "ReceiverFunction"),
+    }
+    (source,) = wiring.queue_sources
+    assert (source.function, source.queue, source.batch_size) == (
+        "ConsumerFunction",
+        "EventsQueue",
+        10,
+    )
+    assert source.maximum_concurrency == 5
+    assert source.report_batch_item_failures
+
+
+def test_a_template_change_changes_the_local_stack() -> None:
+    document = copy.deepcopy(template.load())
+    receiver = document["Resources"]["ReceiverFunction"]["Properties"]
+    receiver["Events"]["Webhook"]["Properties"]["Path"] = "/hooks/{provider}"
+    receiver["Handler"] = "app.other_handler"
+    receiver["Environment"]["Variables"]["EXTRA"] = "on"
+    consumer = document["Resources"]["ConsumerFunction"]["Properties"]
+    consumer["Events"]["Queue"]["Properties"]["BatchSize"] = 3
+
+    wiring = wiring_of(document, {"ConsumerMaxConcurrency": "7"})
+
+    assert wiring.route_for("POST", "/hooks/stripe") is not None
+    assert wiring.route_for("POST", "/webhooks/stripe") is None
+    assert wiring.functions["ReceiverFunction"].handler == "app.other_handler"
+    assert wiring.functions["ReceiverFunction"].environment["EXTRA"] == "on"
+    assert wiring.queue_sources[0].batch_size == 3
+    assert wiring.queue_sources[0].maximum_concurrency == 7
+
+
+def test_schedules_are_read_and_timed() -> None:
+    document = copy.deepcopy(template.load())
+    document["Resources"]["ConsumerFunction"]["Properties"]["Events"]["Tick"] = {
+        "Type": "Schedule",
+        "Properties": {"Schedule": "rate(5 minutes)", "Input": '{"action": "reconcile"}'},
+    }
+    (schedule,) = wiring_of(document).schedules
+    assert (schedule.function, schedule.interval_seconds, schedule.enabled) == (
+        "ConsumerFunction",
+        300,
+        True,
+    )
+    assert schedule.input == '{"action": "reconcile"}'
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(1 minute)", 60),
+        ("rate(5 minutes)", 300),
+        ("rate(2 hours)", 7200),
+        ("rate(1 day)", 86400),
+    ],
+)
+def test_rate_expressions(expression: str, seconds: int) -> None:
+    assert schedule_seconds(expression) == seconds
+
+
+def test_cron_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(WiringError, match="rate"):
+        schedule_seconds("cron(0 12 * * ? *)")
+
+
+def test_an_event_source_the_local_stack_cannot_run_is_refused() -> None:
+    document = copy.deepcopy(template.load())
+    document["Resources"]["ConsumerFunction"]["Properties"]["Events"]["Stream"] = {
+        "Type": "Kinesis",
+        "Properties": {"Stream": "arn:aws:kinesis:us-east-1:1:stream/x"},
+    }
+    with pytest.raises(WiringError, match="Kinesis"):
+        wiring_of(document)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/webhooks/stripe", {"provider": "stripe"}),
+        ("post", "/webhooks/stripe", {"provider": "stripe"}),
+        ("GET", "/webhooks/stripe", None),
+        ("POST", "/webhooks/stripe/extra", None),
+        ("POST", "/webhooks/", None),
+    ],
+)
+def test_route_matching(method: str, path: str, expected: dict[str, str] | None) -> None:
+    route = Route("POST", "/webhooks/{provider}", "ReceiverFunction", "2.0")
+    assert route.match(method, path) == expected
+
+
+def test_greedy_path_parameter() -> None:
+    route = Route("ANY", "/files/{path+}", "F", "2.0")
+    assert route.match("GET", "/files/a/b/c") == {"path": "a/b/c"}
