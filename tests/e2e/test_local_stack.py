@@ -13,7 +13,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-from tests.support.local_stack import LocalStackProcess, eventually
+from tests.support.local_stack import LocalStackProcess, cli, eventually
 from tests.support.postgres import PostgresServer, fresh_database, insert_order
 
 pytestmark = pytest.mark.e2e
@@ -90,6 +90,21 @@ def test_payments_from_several_providers_are_applied(
     assert order_status(db, "e2e-stripe-1") == "paid"
     assert order_status(db, "e2e-square-1") == "paid"
     assert order_status(db, "e2e-mp-1") == "paid"
+    # The functions' metrics reach CloudWatch, as Lambda's log pipeline puts them there.
+    cloudwatch = boto3.client(
+        "cloudwatch",
+        endpoint_url=stack.state["endpoint_url"],
+        region_name=stack.state["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    names = eventually(
+        lambda: (
+            {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Hookline")["Metrics"]}
+            >= {"WebhooksAccepted", "EventsApplied"}
+        )
+    )
+    assert names
     shopify_order = rows[event_ids(shopify)[0]]["order_id"]
     order = db.execute(
         "SELECT status, amount FROM orders WHERE id = %s", (shopify_order,)
@@ -251,6 +266,24 @@ def test_the_local_stack_is_wired_as_template_yaml_says(stack: LocalStackProcess
         urllib.request.urlopen(f"{stack.url}/webhooks/stripe", timeout=10)  # noqa: S310
     assert missing.value.code == 404
     assert missing.value.read() == b'{"message": "Not Found"}'
+
+
+def test_a_port_in_use_is_a_clear_error(stack: LocalStackProcess, tmp_path: Path) -> None:
+    port = stack.url.rsplit(":", 1)[1]
+    result = cli(
+        "local",
+        "--port",
+        port,
+        "--code",
+        "source",
+        "--data-dir",
+        str(tmp_path / ".hookline"),
+        "--database-url",
+        stack.state["database_url"],
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} is in use" in result.stdout
 
 
 def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:

@@ -31,6 +31,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def moto_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """moto in server mode on a thread; yields its endpoint URL."""

@@ -9,6 +9,7 @@ invocations in flight finish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -28,6 +29,7 @@ from hookline.errors import ConfigurationError
 from hookline.local import resources, services
 from hookline.local.api import LocalApi
 from hookline.local.console import Console
+from hookline.local.metrics import MetricsForwarder
 from hookline.local.runtime import (
     ContainerDied,
     FunctionPool,
@@ -210,7 +212,7 @@ def aws_clients(endpoint_url: str, region: str) -> dict[str, Any]:
     )
     return {
         name: session.client(name, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
-        for name in ("sqs", "dynamodb", "secretsmanager")
+        for name in ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
     }
 
 
@@ -228,6 +230,7 @@ class LocalStack:
         self.console = console
         self.pools: dict[str, FunctionPool] = {}
         self.running: RunningStack | None = None
+        self.metrics: MetricsForwarder | None = None
         self._exit = ExitStack()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
@@ -270,6 +273,11 @@ class LocalStack:
 
     def _start(self) -> RunningStack:
         options = self.options
+        if options.port and not services.port_free(options.host, options.port):
+            raise ConfigurationError(
+                f"{options.host}:{options.port} is in use (another `hookline local`?): "
+                "stop it or pass --port"
+            )
         choice = choose_code(options)
         self.console.info("local", f"running functions from {choice.mode}: {choice.reason}")
         document = template.load(choice.template_path)
@@ -291,6 +299,9 @@ class LocalStack:
             **options.parameters,
         }
         clients = aws_clients(endpoint, REGION)
+        self.metrics = MetricsForwarder(clients.pop("cloudwatch"))
+        self.metrics.start()
+        self._exit.callback(self.metrics.stop)
         secret_name = _secret_name(
             document, template.Resolver(document, STACK_NAME, REGION, parameters)
         )
@@ -373,7 +384,7 @@ class LocalStack:
                 spec,
                 launch,
                 container_environment(spec, endpoint, REGION),
-                self.console.function_line,
+                self._function_output,
                 concurrency,
                 REGION,
             )
@@ -405,6 +416,13 @@ class LocalStack:
             schedule.function,
             f"scheduled {schedule.expression} (every {schedule.interval_seconds}s)",
         )
+
+    def _function_output(self, source: str, line: str) -> None:
+        """A line a function printed: to the terminal, and its metrics to CloudWatch."""
+        if self.metrics is not None and line.startswith("{") and '"_aws"' in line:
+            with contextlib.suppress(ValueError):
+                self.metrics.add(json.loads(line))
+        self.console.function_line(source, line)
 
     def _access_line(self, method: str, path: str, status: int, elapsed_ms: float) -> None:
         path_only = path.split("?", 1)[0]
