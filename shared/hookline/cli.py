@@ -377,9 +377,12 @@ def _status(args: argparse.Namespace) -> int:
 
     if args.stack:
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        cloudformation = boto3.client("cloudformation")
-        stacks = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]
+        try:
+            stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
+        except (BotoCoreError, ClientError) as error:
+            raise ConfigurationError(f"cannot read stack {args.stack}: {error}") from error
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         queues = {
             name: outputs[key] for key, name in status.QUEUE_OUTPUTS.items() if key in outputs

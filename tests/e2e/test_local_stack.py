@@ -293,13 +293,17 @@ def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
         sent = first.send("stripe", "payment_intent.succeeded")
         assert sent["answers"] == {"200": 1}
         eventually(lambda: first.status()["database"]["ledger"].get("applied") == 1)
+        first.send("stripe", "payment_intent.succeeded", "--currency", "X")  # poison
+        eventually(lambda: first.status()["queues"]["EventsDLQ"]["visible"] == 1)
     finally:
         assert first.stop() == 0, first.log_tail()
     assert not (data_dir / "stack.json").exists()
+    # moto's queues live in memory: the stop says what it loses.
+    assert "EventsDLQ still holds 1 message(s)" in first.log_tail()
     assert "stopped" in first.log_tail()
 
     second = LocalStackProcess.start(data_dir, ["--code", "source"])
     try:
-        assert second.status()["database"]["ledger"] == {"applied": 1}
+        assert second.status()["database"]["ledger"] == {"applied": 1, "failed": 1}
     finally:
         assert second.stop() == 0, second.log_tail()

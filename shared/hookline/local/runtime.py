@@ -173,11 +173,15 @@ class Container:
             self.process.kill()
         self.process.wait()
 
-    def stop(self, grace_seconds: float = 5.0) -> None:
-        """End of stdin ends the worker's loop; kill it if it does not finish in time."""
+    def request_stop(self) -> None:
+        """End of stdin ends the worker's loop once its invocation, if any, is done."""
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.close()
+
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop, and kill the worker if it does not exit in time."""
+        self.request_stop()
         try:
             self.process.wait(grace_seconds)
         except subprocess.TimeoutExpired:
@@ -251,12 +255,18 @@ class FunctionPool:
         finally:
             self._release(container)
 
-    def close(self) -> None:
+    def begin_close(self) -> list[Container]:
+        """Take no more invocations; ask every idle container to stop. Returns them."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             self._lock.notify_all()
         for container in idle:
+            container.request_stop()
+        return idle
+
+    def close(self) -> None:
+        for container in self.begin_close():
             container.stop()
 
 

@@ -231,6 +231,7 @@ class LocalStack:
         self.pools: dict[str, FunctionPool] = {}
         self.running: RunningStack | None = None
         self.metrics: MetricsForwarder | None = None
+        self.sqs: Any = None
         self._exit = ExitStack()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
@@ -321,7 +322,7 @@ class LocalStack:
         root = choice.template_path.parent
         wiring = load_wiring(document, created.resolver(document), root)
         self._start_functions(wiring, document, choice, endpoint)
-        sqs = clients["sqs"]
+        sqs = self.sqs = clients["sqs"]
         for source in wiring.queue_sources:
             poller = QueuePoller(
                 source,
@@ -375,6 +376,7 @@ class LocalStack:
             except ToolMissing as error:
                 raise ConfigurationError(str(error)) from error
         sources = {s.function: s.maximum_concurrency for s in wiring.queue_sources}
+        self._exit.callback(self._close_pools)
         for name, spec in wiring.functions.items():
             properties = template.resource(document, name).get("Properties", {})
             reserved = properties.get("ReservedConcurrentExecutions")
@@ -389,7 +391,6 @@ class LocalStack:
                 REGION,
             )
             self.pools[name] = pool
-            self._exit.callback(pool.close)
             try:
                 pool.warm()
             except ContainerDied as error:
@@ -417,6 +418,12 @@ class LocalStack:
             f"scheduled {schedule.expression} (every {schedule.interval_seconds}s)",
         )
 
+    def _close_pools(self) -> None:
+        # Every container is asked first, so they wind down together, not in turn.
+        stopping = [c for pool in self.pools.values() for c in pool.begin_close()]
+        for container in stopping:
+            container.stop()
+
     def _function_output(self, source: str, line: str) -> None:
         """A line a function printed: to the terminal, and its metrics to CloudWatch."""
         if self.metrics is not None and line.startswith("{") and '"_aws"' in line:
@@ -432,11 +439,28 @@ class LocalStack:
     def _write_state(self, running: RunningStack) -> None:
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.options.data_dir / STATE_FILE
+        # Owner-only: it holds the database URL, which may carry a password.
+        path.touch(mode=0o600)
+        path.chmod(0o600)
         path.write_text(json.dumps(running.as_dict(), indent=2))
         self._exit.callback(path.unlink, missing_ok=True)
 
     def stop(self) -> None:
+        self._warn_if_queued()
         self._exit.close()
+
+    def _warn_if_queued(self) -> None:
+        """moto keeps queues in memory: say what a stop loses, rather than lose it quietly."""
+        if self.running is None or self.sqs is None:
+            return
+        from hookline.status import queue_depths
+
+        for name, depth in queue_depths(self.sqs, self.running.resources.queues).items():
+            waiting = sum(v for v in depth.values() if isinstance(v, int))
+            if waiting:
+                self.console.warning(
+                    "local", f"{name} still holds {waiting} message(s); they end with this stop"
+                )
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""`hookline event` writes API Gateway events the real receiver accepts, and env.json."""
+"""The CLI commands that need no running stack: `event`, and the errors of `status` and `send`."""
 
 from __future__ import annotations
 
@@ -82,3 +82,33 @@ def test_unknown_providers_and_event_types_are_clear_errors(
     error = capsys.readouterr().err
     assert "no stripe 'payment_intent.exploded' fixture" in error
     assert "payment_intent.succeeded" in error
+
+
+def test_status_without_a_running_stack_says_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--data-dir", str(tmp_path)]) == 2
+    assert "no local stack is running (start one with `hookline local`)" in capsys.readouterr().err
+
+
+def test_send_to_nothing_reports_the_connection_error_and_fails(
+    secrets_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "send",
+            "stripe",
+            "payment_intent.succeeded",
+            "--url",
+            "http://127.0.0.1:9",
+            "--secrets",
+            str(secrets_file),
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    assert code == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sent"] == 1
+    assert summary["events"][0]["status"] is None
