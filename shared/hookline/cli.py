@@ -153,7 +153,7 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     local.add_argument(
         "--schedule-every",
-        type=int,
+        type=_positive,
         metavar="SECONDS",
         help="run scheduled functions this often instead of their rate()",
     )
@@ -180,17 +180,34 @@ def _secrets_file(given: Path | None, state: dict[str, Any] | None) -> Path:
     return project_directory(None) / EXAMPLE_SECRETS
 
 
-def signing_secrets(path: Path) -> dict[str, str]:
+def signing_secrets(path: Path, provider: str) -> dict[str, str]:
     """provider → the secret to sign with (the first listed: the current one)."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ConfigurationError(f"cannot read secrets file {path}: {error}") from error
-    return {
+    secrets = {
         name: value[0]
         for name, value in document.items()
         if isinstance(value, list) and value and isinstance(value[0], str)
     }
+    if provider not in secrets:
+        raise ConfigurationError(f"{path} has no {provider} secret to sign with")
+    return secrets
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _subjects(args: argparse.Namespace, rng: random.Random) -> list[Subject]:
@@ -215,9 +232,7 @@ def _send(args: argparse.Namespace) -> int:
     state = _local_state(args.data_dir)
     url = args.url or os.environ.get("HOOKLINE_URL") or (state or {}).get("api_url")
     url = str(url or "http://127.0.0.1:3000")
-    secrets = signing_secrets(_secrets_file(args.secrets, state))
-    if args.provider not in secrets:
-        raise ConfigurationError(f"the secrets file has no {args.provider} secret to sign with")
+    secrets = signing_secrets(_secrets_file(args.secrets, state), args.provider)
     rng = random.Random(args.seed)  # noqa: S311 - ids of simulated events, not secrets
     types = [kind.strip() for kind in args.event_type.split(",") if kind.strip()]
     subjects = _subjects(args, rng)
@@ -262,13 +277,13 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     send.add_argument("--secrets", type=Path, help="JSON file shaped like the webhook secret")
     send.add_argument("--data-dir", type=Path, help="the local stack's (default .hookline)")
-    send.add_argument("--count", type=int, default=1, help="payments (each with every type)")
-    send.add_argument("--duplicates", type=int, default=0, help="extra deliveries of each event")
+    send.add_argument("--count", type=_positive, default=1, help="payments (each with every type)")
+    send.add_argument("--duplicates", type=_count, default=0, help="extra deliveries of each event")
     send.add_argument("--shuffle", action="store_true", help="send in random order")
     send.add_argument("--seed", type=int, help="for a repeatable --shuffle and ids")
-    send.add_argument("--rate", type=float, help="at most this many requests per second")
-    send.add_argument("--concurrency", type=int, default=4)
-    send.add_argument("--amount", type=int, default=2000, help="minor units (default 2000)")
+    send.add_argument("--rate", type=_positive, help="at most this many requests per second")
+    send.add_argument("--concurrency", type=_positive, default=4)
+    send.add_argument("--amount", type=_count, default=2000, help="minor units (default 2000)")
     send.add_argument("--currency", default="USD")
     send.add_argument("--refund", type=int, help="refund amount (default: the full amount)")
     send.add_argument(
@@ -285,9 +300,7 @@ def _event(args: argparse.Namespace) -> int:
 
     project = project_directory(None)
     state = _local_state(args.data_dir)
-    secrets = signing_secrets(_secrets_file(args.secrets, state))
-    if args.provider not in secrets:
-        raise ConfigurationError(f"the secrets file has no {args.provider} secret to sign with")
+    secrets = signing_secrets(_secrets_file(args.secrets, state), args.provider)
     rng = random.Random()  # noqa: S311 - ids of simulated events, not secrets
     event = lifecycle(args.provider, [args.event_type], Subject.new(rng), rng)[0]
     domain = "local.execute-api.us-east-1.amazonaws.com"

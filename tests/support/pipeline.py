@@ -2,7 +2,7 @@
 
 Messages are received from the (moto) queue with their FIFO attributes, passed
 to the real handler as an SQS event, and only those the handler did not report
-as failed are deleted.
+as failed are deleted (the local stack's rule, `failed_message_ids`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 from hookline.envelope import Envelope
 from hookline.lambda_events import sqs_event
+from hookline.local.runtime import Invocation
+from hookline.local.sources import failed_message_ids
 from hookline.queue import EventQueue
 
 from tests.support.lambda_context import FakeLambdaContext
@@ -48,7 +50,8 @@ class Pipeline:
         context = FakeLambdaContext(function_name="hookline-ConsumerFunction", timeout_seconds=30.0)
         response = self.handler(event, context)
         self.responses.append(response)
-        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        ids = [m["MessageId"] for m in messages]
+        failed = failed_message_ids(Invocation(context.aws_request_id, response), ids, True)
         done = [m for m in messages if m["MessageId"] not in failed]
         for message in done:
             self.stack.sqs.delete_message(
