@@ -74,3 +74,12 @@ class ConsumerSettings(DatabaseSettings):
     mercadopago_api_url: str = "https://api.mercadopago.com"
     # Comma-separated modules that register a team's own handlers.
     hookline_handler_modules: str = ""
+
+
+class ReconcilerSettings(DatabaseSettings):
+    queue_url: str = Field(min_length=1)
+    dlq_url: str = Field(min_length=1)
+    secrets_name: str = Field(min_length=1)
+    max_redrives: int = Field(default=3, ge=0, le=100)
+    orphan_deadline_hours: int = Field(default=72, ge=1)
+    retention_days: int = Field(default=30, ge=1)

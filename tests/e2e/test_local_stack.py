@@ -32,7 +32,8 @@ def database(postgres: PostgresServer) -> Iterator[str]:
 def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     started = LocalStackProcess.start(
         tmp_path_factory.mktemp("local") / ".hookline",
-        ["--database-url", database, "--code", "source"],
+        # The reconciler's rate(5 minutes), shortened so its runs happen within a test.
+        ["--database-url", database, "--code", "source", "--schedule-every", "2"],
     )
     yield started
     assert started.stop() == 0, started.log_tail()
@@ -173,16 +174,31 @@ def test_a_forged_request_is_refused_and_nothing_is_queued(
     assert ledger(db, event_ids(forged)) == {}
 
 
-def test_a_poison_event_reaches_the_dead_letter_queue(
+def test_a_poison_event_goes_through_the_dlq_and_the_scheduled_reconciler_parks_it(
     stack: LocalStackProcess, db: psycopg.Connection[Any]
 ) -> None:
     # Validly signed, but no currency code: it can never apply.
     poison = stack.send("stripe", "payment_intent.succeeded", "--currency", "X")
     assert poison["answers"] == {"200": 1}
-    eventually(lambda: stack.status()["queues"]["EventsDLQ"]["visible"] >= 1)
-    (row,) = ledger(db, event_ids(poison)).values()
-    assert row["status"] == "failed"
-    assert row["attempts"] == 5  # MaxReceiveCount
+    (event_id,) = event_ids(poison)
+
+    def parked() -> dict[str, Any] | None:
+        row = db.execute(
+            "SELECT reason, last_error FROM parked_events WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    # MaxReceiveCount (5) receives into the DLQ, redriven MAX_REDRIVES (3) times, then parked.
+    assert eventually(parked, timeout=120)["reason"] == "redrive_limit"
+    (row,) = ledger(db, [event_id]).values()
+    assert (row["status"], row["attempts"]) == ("parked", 20)
+    runs = db.execute(
+        "SELECT count(*) AS n, sum(redriven) AS redriven FROM reconciliation_runs"
+        " WHERE status = 'succeeded'"
+    ).fetchone()
+    assert runs is not None
+    assert runs["redriven"] >= 3
+    eventually(lambda: stack.status()["queues"]["EventsDLQ"]["visible"] == 0)
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -225,6 +241,14 @@ def test_the_local_stack_is_wired_as_template_yaml_says(stack: LocalStackProcess
                 maximum = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]["Ref"]
                 assert source["maximum_concurrency"] == parameters[maximum]
     assert {(r["method"], r["path"], r["function"]) for r in state["routes"]} == routes
+    schedules = {
+        (name, parameters[event["Properties"]["Schedule"]["Ref"]])
+        for name, properties in functions.items()
+        for event in properties.get("Events", {}).values()
+        if event["Type"] == "Schedule"
+    }
+    assert schedules == {("ReconcilerFunction", "rate(5 minutes)")}
+    assert {(s["function"], s["expression"]) for s in state["schedules"]} == schedules
 
     sqs = boto3.client(
         "sqs",

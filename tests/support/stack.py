@@ -31,6 +31,7 @@ class Stack:
     queue_arn: str = ""
     idempotency_table: str = ""
     consumer_environment: dict[str, str] = field(default_factory=dict)
+    reconciler_environment: dict[str, str] = field(default_factory=dict)
 
     def messages(self, queue_url: str | None = None) -> list[dict[str, Any]]:
         """Every message on the queue, with system attributes, left in place."""
@@ -96,6 +97,9 @@ def create_stack() -> Stack:
         queue_arn=created.attributes[("EventsQueue", "Arn")],
         idempotency_table=created.tables["IdempotencyTable"],
         consumer_environment=template.function_environment(document, "ConsumerFunction", resolver),
+        reconciler_environment=template.function_environment(
+            document, "ReconcilerFunction", resolver
+        ),
     )
 
 

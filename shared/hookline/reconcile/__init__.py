@@ -1,0 +1,1 @@
+"""The reconciler: what the scheduled run and operator actions do (ReconcilerFunction)."""
