@@ -83,3 +83,8 @@ class ReconcilerSettings(DatabaseSettings):
     max_redrives: int = Field(default=3, ge=0, le=100)
     orphan_deadline_hours: int = Field(default=72, ge=1)
     retention_days: int = Field(default=30, ge=1)
+    # Missed-event recovery: how far back a first run lists, and where the APIs are.
+    recovery_lookback_hours: int = Field(default=24, ge=1, le=720)
+    stripe_api_url: str = "https://api.stripe.com"
+    square_api_url: str = "https://connect.squareup.com"
+    hookline_handler_modules: str = ""

@@ -1,8 +1,9 @@
-"""JSON over HTTP with timeouts and bounded retries, on urllib3 (already in every Lambda).
+"""JSON over HTTP with timeouts and bounded, jittered retries, on urllib3 (in every Lambda).
 
-Retries are short and few: the caller runs inside a Lambda invocation, and a
-longer outage is better waited out by SQS (the message comes back later) than
-by sleeping here. Retry-After is therefore not honoured beyond the backoff cap.
+The consumer's retries are short and few, and ignore Retry-After: a longer
+outage is better waited out by SQS (the message comes back later) than by
+sleeping in the invocation. The reconciler has minutes and pages through
+listings, so it honours a provider's Retry-After (`respect_retry_after`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
 
@@ -31,6 +32,7 @@ class JsonHttpClient:
         retries: int = 2,
         backoff_factor: float = 0.2,
         backoff_max: float = 2.0,
+        respect_retry_after: bool = False,
     ) -> None:
         self.name = name
         self._base_url = base_url.rstrip("/")
@@ -43,20 +45,37 @@ class JsonHttpClient:
                 backoff_max=backoff_max,
                 backoff_jitter=backoff_factor,
                 status_forcelist=RETRYABLE_STATUSES,
-                allowed_methods={"GET"},
-                respect_retry_after_header=False,
+                # Only reads: a search by POST (Square's) is one too.
+                allowed_methods={"GET", "POST"},
+                respect_retry_after_header=respect_retry_after,
                 raise_on_status=False,
             ),
         )
 
-    def get(self, *segments: str) -> dict[str, Any]:
+    def get(self, *segments: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET base/seg/seg (each segment URL-quoted) → the JSON object answered."""
+        return self.request("GET", segments, params=params)
+
+    def search(self, *segments: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a read-only query (retried like a GET) → the JSON object answered."""
+        return self.request("POST", segments, body=body)
+
+    def request(
+        self,
+        method: str,
+        segments: tuple[str, ...],
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         path = "/".join(quote(segment, safe="") for segment in segments)
+        query = f"?{urlencode(params)}" if params else ""
         try:
             response = self._pool.request(
-                "GET",
-                f"{self._base_url}/{path}",
+                method,
+                f"{self._base_url}/{path}{query}",
                 headers={"Accept": "application/json", **self._headers()},
+                json=body,
             )
         except urllib3.exceptions.HTTPError as error:
             raise ProviderApiUnavailable(

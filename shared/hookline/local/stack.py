@@ -285,17 +285,26 @@ class LocalStack:
         secret_text = resources.secret_document(options.secrets_file.read_text())
         database_url = self._database()
         endpoint = self._endpoint()
-        token = json.loads(secret_text).get("mercadopago_access_token")
+        credentials = json.loads(secret_text)
         sandbox = self._exit.enter_context(
-            serve_sandbox(ProviderSandbox(mercadopago_token=token), options.host)
+            serve_sandbox(
+                ProviderSandbox(
+                    mercadopago_token=credentials.get("mercadopago_access_token"),
+                    stripe_api_key=credentials.get("stripe_api_key"),
+                    square_access_token=credentials.get("square_access_token"),
+                ),
+                options.host,
+            )
         )
-        self.console.info("sandbox", f"Mercado Pago API at {sandbox.mercadopago_url}")
+        self.console.info("sandbox", f"Mercado Pago, Stripe and Square APIs at {sandbox.url}")
         port = options.port or services.free_port(options.host)
         api_base = f"http://{options.host}:{port}"
         parameters = {
             "DatabaseUrl": database_url,
             "SquareNotificationUrl": f"{api_base}/webhooks/square",
             "MercadoPagoApiUrl": sandbox.mercadopago_url,
+            "StripeApiUrl": sandbox.stripe_url,
+            "SquareApiUrl": sandbox.square_url,
             "Architecture": host_architecture(),
             **options.parameters,
         }

@@ -10,14 +10,46 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from hookline import status
 from hookline.aws import CLIENT_CONFIG
-from hookline.consumer.build import build_database, database_conninfo
+from hookline.clients.events import EventListing, SquareEvents, StripeEvents
+from hookline.consumer.build import build_database, database_conninfo, import_handler_modules
+from hookline.errors import ConfigurationError
+from hookline.handlers import registry
+from hookline.queue import EventQueue
 from hookline.reconcile.reconciler import Reconciler
+from hookline.reconcile.recover import Recoverer
 from hookline.reconcile.redrive import Redriver
+from hookline.secrets import WebhookSecrets
 from hookline.settings import ReconcilerSettings
+
+# API credentials in the webhook secret, beside the signing secrets (docs/providers.md).
+STRIPE_KEY = "stripe_api_key"
+SQUARE_KEY = "square_access_token"
+
+
+def _configured(secrets: WebhookSecrets, key: str) -> bool:
+    try:
+        secrets.api_credential(key)
+    except ConfigurationError:
+        return False
+    return True
+
+
+def event_listings(settings: ReconcilerSettings, secrets: WebhookSecrets) -> list[EventListing]:
+    """The providers whose events can be listed: those with an API credential."""
+    listings: list[EventListing] = []
+    if _configured(secrets, STRIPE_KEY):
+        stripe_key = lambda: secrets.api_credential(STRIPE_KEY)  # noqa: E731 - read on use
+        listings.append(StripeEvents(stripe_key, settings.stripe_api_url))
+    if _configured(secrets, SQUARE_KEY):
+        square_token = lambda: secrets.api_credential(SQUARE_KEY)  # noqa: E731 - read on use
+        listings.append(SquareEvents(square_token, settings.square_api_url))
+    return listings
 
 
 def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
+    import_handler_modules(settings.hookline_handler_modules)
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
+    webhook_secrets = WebhookSecrets(settings.secrets_name, secrets)
     sqs = boto3.client("sqs", config=CLIENT_CONFIG)
     conninfo = database_conninfo(settings, secrets)
     return Reconciler(
@@ -30,6 +62,12 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
             {"EventsQueue": settings.queue_url, "EventsDLQ": settings.dlq_url},
             sqs,
             conninfo(),
+        ),
+        Recoverer(
+            lambda: event_listings(settings, webhook_secrets),
+            EventQueue(settings.queue_url, sqs),
+            lambda provider, event_type: registry.get(provider, event_type) is not None,
+            lookback=timedelta(hours=settings.recovery_lookback_hours),
         ),
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
         retention_days=settings.retention_days,

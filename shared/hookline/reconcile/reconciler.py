@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from hookline import status
 from hookline.database import Connection, Database, describe
@@ -22,6 +23,7 @@ from hookline.errors import DatabaseUnavailable
 from hookline.observability import count, logger
 from hookline.orphans import settle
 from hookline.reconcile.parking import park_dead_letter
+from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
 from hookline.reconcile.redrive import DeadLetter, Redriver, RedriveResult
 from hookline.reconcile.retention import delete_expired
 
@@ -43,6 +45,7 @@ class Reconciler:
         database: Database,
         redriver: Callable[[Callable[[DeadLetter, str], None]], Redriver],
         status_target: Callable[[], status.Target],
+        recoverer: Recoverer | None = None,
         *,
         orphan_deadline: timedelta,
         retention_days: int,
@@ -51,6 +54,7 @@ class Reconciler:
         self.database = database
         self.redriver = redriver
         self.status_target = status_target
+        self.recoverer = recoverer
         self.orphan_deadline = orphan_deadline
         self.retention_days = retention_days
         self.clock = clock
@@ -91,12 +95,12 @@ class Reconciler:
         assert row is not None
         run_id = row["id"]
         try:
-            counts = self._steps(connection, redrive_only)
+            counts, checkpoints = self._steps(connection, redrive_only)
         except Exception as error:
-            self._finish(connection, run_id, "failed", RunCounts(), describe(error))
+            self._finish(connection, run_id, "failed", RunCounts(), {}, describe(error))
             count("ReconcileFailed")
             raise
-        self._finish(connection, run_id, "succeeded", counts, None)
+        self._finish(connection, run_id, "succeeded", counts, checkpoints, None)
         for name, value in (
             ("EventsRedriven", counts.redriven),
             ("EventsParked", counts.parked),
@@ -107,30 +111,45 @@ class Reconciler:
         logger.info("reconcile run done", extra={"run_id": run_id, **asdict(counts)})
         return {"ok": True, "run_id": run_id, **asdict(counts)}
 
-    def _steps(self, connection: Connection, redrive_only: bool) -> RunCounts:
+    def _steps(
+        self, connection: Connection, redrive_only: bool
+    ) -> tuple[RunCounts, Mapping[str, str]]:
+        previous = latest_checkpoints(connection)
         redriven: RedriveResult = self.redriver(
             lambda letter, reason: park_dead_letter(connection, letter, reason)
         ).run()
         if redrive_only:
-            return RunCounts(redriven.redriven, redriven.parked)
+            return RunCounts(redriven.redriven, redriven.parked), previous
         now = self.clock()
         settled = settle(connection, now=now, deadline=self.orphan_deadline)
+        recovered = (
+            self.recoverer.run(connection, previous, now)
+            if self.recoverer is not None
+            else RecoveryResult(checkpoints=dict(previous))
+        )
         deleted = delete_expired(connection, now=now, days=self.retention_days)
-        return RunCounts(
+        counts = RunCounts(
             redriven=redriven.redriven,
             parked=redriven.parked + settled.parked,
             orphans_settled=settled.settled,
+            recovered=recovered.total,
             retention_deleted=deleted,
         )
+        return counts, recovered.checkpoints
 
     @staticmethod
     def _finish(
-        connection: Connection, run_id: int, outcome: str, counts: RunCounts, error: str | None
+        connection: Connection,
+        run_id: int,
+        outcome: str,
+        counts: RunCounts,
+        checkpoints: Mapping[str, str],
+        error: str | None,
     ) -> None:
         connection.execute(
             "UPDATE reconciliation_runs SET finished_at = now(), status = %s, redriven = %s,"
             " parked = %s, orphans_settled = %s, recovered = %s, retention_deleted = %s,"
-            " error = %s WHERE id = %s",
+            " checkpoints = %s, error = %s WHERE id = %s",
             (
                 outcome,
                 counts.redriven,
@@ -138,6 +157,7 @@ class Reconciler:
                 counts.orphans_settled,
                 counts.recovered,
                 counts.retention_deleted,
+                Jsonb(dict(checkpoints)),
                 error,
                 run_id,
             ),
