@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import psycopg
 from psycopg.rows import dict_row
 
-from hookline import template
+from hookline import remote, template
 from hookline.database import describe
 from hookline.errors import ConfigurationError, MigrationError
 from hookline.migrate import default_directory, discover, migrate, pending
@@ -384,45 +384,134 @@ def _add_event(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     event.set_defaults(run=_event)
 
 
+def _reconciler(args: argparse.Namespace) -> remote.Invoke:
+    if args.stack:
+        return remote.deployed(args.stack)
+    state = _local_state(args.data_dir)
+    if state is None:
+        raise ConfigurationError(
+            "no local stack is running (start one with `hookline local`), "
+            "or name a deployed one with --stack NAME"
+        )
+    return remote.local(state)
+
+
+def _print(args: argparse.Namespace, answer: Mapping[str, Any], text: str) -> int:
+    if not answer.get("ok"):
+        print(f"hookline {args.command}: {answer.get('error') or answer}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2, default=str) if args.json else text)
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from hookline import status
-    from hookline.local.stack import aws_clients
 
     if args.stack:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+        # The deployed reconciler reads what the operator's machine may not reach.
+        answer = _reconciler(args)({"action": "status"})
+        return _print(args, answer, status.render(answer.get("status", {})))
+    from hookline.local.stack import aws_clients
 
-        try:
-            stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
-        except (BotoCoreError, ClientError) as error:
-            raise ConfigurationError(f"cannot read stack {args.stack}: {error}") from error
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        queues = {
-            name: outputs[key] for key, name in status.QUEUE_OUTPUTS.items() if key in outputs
-        }
-        target = status.Target(
-            args.stack,
-            queues,
-            boto3.client("sqs"),
-            args.database_url or os.environ.get("DATABASE_URL"),
+    state = _local_state(args.data_dir)
+    if state is None:
+        raise ConfigurationError(
+            "no local stack is running (start one with `hookline local`), "
+            "or name a deployed one with --stack NAME"
         )
-    else:
-        state = _local_state(args.data_dir)
-        if state is None:
-            raise ConfigurationError(
-                "no local stack is running (start one with `hookline local`), "
-                "or name a deployed one with --stack NAME"
-            )
-        clients = aws_clients(state["endpoint_url"], state["region"])
-        target = status.Target(
-            state["stack_name"],
-            state["queues"],
-            clients["sqs"],
-            args.database_url or state["database_url"],
-        )
+    clients = aws_clients(state["endpoint_url"], state["region"])
+    target = status.Target(
+        state["stack_name"],
+        state["queues"],
+        clients["sqs"],
+        args.database_url or state["database_url"],
+    )
     report = status.collect(target)
     print(json.dumps(report, indent=2) if args.json else status.render(report))
     return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    answer = _reconciler(args)({"action": "redrive"})
+    text = f"redriven {answer.get('redriven', 0)}, parked {answer.get('parked', 0)}"
+    return _print(args, answer, text)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    request = {
+        "action": "replay",
+        "event_id": args.event_id,
+        "provider": args.provider,
+        "type": args.type,
+        "since": args.since,
+        "until": args.until,
+    }
+    answer = _reconciler(args)({k: v for k, v in request.items() if v is not None})
+    replayed = answer.get("replayed", [])
+    text = f"replayed {len(replayed)} (nonce {answer.get('nonce')})" + "".join(
+        f"\n  {event_id}" for event_id in replayed
+    )
+    return _print(args, answer, text)
+
+
+def _parked(args: argparse.Namespace) -> int:
+    invoke = _reconciler(args)
+    if args.parked_command == "resolve":
+        answer = invoke(
+            {"action": "resolve", "id": args.id, "resolution": args.note, "replay": args.replay}
+        )
+        return _print(args, answer, f"resolved {args.id}")
+    if args.parked_command == "show":
+        answer = invoke({"action": "parked", "id": args.id})
+        return _print(args, answer, json.dumps(answer.get("parked"), indent=2, default=str))
+    answer = invoke({"action": "parked"})
+    rows = answer.get("parked", [])
+    text = "\n".join(
+        f"{r['id']:>6}  {r['parked_at']}  {r['provider']} {r['event_id']}  {r['reason']}"
+        for r in rows
+    )
+    return _print(args, answer, text or "no open parked events")
+
+
+def _stack_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
+    command.add_argument("--data-dir", type=Path, help="the local stack's (default .hookline)")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    redrive = commands.add_parser(
+        "redrive", help="move EventsDLQ back to EventsQueue now (parks past MAX_REDRIVES)"
+    )
+    _stack_options(redrive)
+    redrive.set_defaults(run=_redrive)
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-apply events from the ledger's stored payload, through the same path",
+        description="One event (EVENT_ID), or a range (--provider with --type/--since/--until). "
+        "Each replay is a new event <id>:replay:<nonce>; see docs/operations.md.",
+    )
+    replay.add_argument("event_id", nargs="?")
+    replay.add_argument("--provider")
+    replay.add_argument("--type")
+    replay.add_argument("--since", help="ISO 8601, inclusive")
+    replay.add_argument("--until", help="ISO 8601, exclusive")
+    _stack_options(replay)
+    replay.set_defaults(run=_replay)
+
+    parked = commands.add_parser("parked", help="events that need a human: list, show, resolve")
+    actions = parked.add_subparsers(dest="parked_command")
+    show = actions.add_parser("show", help="one parked event, with its payload")
+    show.add_argument("id", type=int)
+    _stack_options(show)
+    resolve = actions.add_parser("resolve", help="close a parked event with a note")
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--note", required=True, help="how it was resolved")
+    resolve.add_argument("--replay", action="store_true", help="and send its payload through again")
+    _stack_options(resolve)
+    _stack_options(parked)
+    parked.set_defaults(run=_parked)
 
 
 def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -453,6 +542,7 @@ def parser() -> argparse.ArgumentParser:
     _add_send(commands)
     _add_event(commands)
     _add_status(commands)
+    _add_operator(commands)
     return root
 
 

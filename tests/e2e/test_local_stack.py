@@ -3,6 +3,7 @@ events posted over HTTP by `hookline send`, results read from PostgreSQL and SQS
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,28 @@ def test_a_poison_event_goes_through_the_dlq_and_the_scheduled_reconciler_parks_
     assert runs is not None
     assert runs["redriven"] >= 3
     eventually(lambda: stack.status()["queues"]["EventsDLQ"]["visible"] == 0)
+
+    # The operator's commands reach the stack's reconciler through the Lambda Invoke API.
+    listed = cli("parked", "--data-dir", str(stack.data_dir), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = [p for p in json.loads(listed.stdout)["parked"] if p["event_id"] == event_id]
+    shown = cli("parked", "show", str(entry["id"]), "--data-dir", str(stack.data_dir))
+    assert '"currency"' in shown.stdout
+    resolved = cli(
+        "parked",
+        "resolve",
+        str(entry["id"]),
+        "--note",
+        "bad test event",
+        "--data-dir",
+        str(stack.data_dir),
+    )
+    assert resolved.stdout.strip() == f"resolved {entry['id']}"
+    redriven = cli("redrive", "--data-dir", str(stack.data_dir))
+    assert redriven.returncode == 0, redriven.stderr
+    assert redriven.stdout.startswith("redriven ")
+    replayed = cli("replay", event_id, "--data-dir", str(stack.data_dir), "--json")
+    assert json.loads(replayed.stdout)["replayed"][0].startswith(f"{event_id}:replay:")
 
 
 class _TemplateLoader(yaml.SafeLoader):

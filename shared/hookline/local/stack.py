@@ -29,6 +29,7 @@ from hookline.errors import ConfigurationError
 from hookline.local import resources, services
 from hookline.local.api import LocalApi
 from hookline.local.console import Console
+from hookline.local.invoke import LocalLambdaApi
 from hookline.local.metrics import MetricsForwarder
 from hookline.local.runtime import (
     ContainerDied,
@@ -139,6 +140,7 @@ class RunningStack:
     code: str
     secrets_file: str
     sandbox_url: str
+    lambda_url: str
     resources: resources.Resources
     wiring: Wiring
     pid: int = field(default_factory=os.getpid)
@@ -154,6 +156,7 @@ class RunningStack:
             "code": self.code,
             "secrets_file": self.secrets_file,
             "sandbox_url": self.sandbox_url,
+            "lambda_url": self.lambda_url,
             "queues": self.resources.queues,
             "tables": self.resources.tables,
             "secrets": self.resources.secrets,
@@ -352,6 +355,9 @@ class LocalStack:
             )
         for schedule in wiring.schedules:
             self._start_schedule(schedule, wiring)
+        lambda_api = LocalLambdaApi(lambda: set(self.pools), self.invoke, options.host)
+        lambda_api.start()
+        self._exit.callback(lambda_api.stop)
         # Last to start, first to stop: no request arrives that nothing would consume.
         api = LocalApi(wiring, self.invoke, options.host, port, self._access_line)
         api.start()
@@ -365,6 +371,7 @@ class LocalStack:
             code=choice.mode,
             secrets_file=str(options.secrets_file),
             sandbox_url=sandbox.url,
+            lambda_url=lambda_api.url,
             resources=created,
             wiring=wiring,
         )

@@ -51,6 +51,7 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
     webhook_secrets = WebhookSecrets(settings.secrets_name, secrets)
     sqs = boto3.client("sqs", config=CLIENT_CONFIG)
+    queue = EventQueue(settings.queue_url, sqs)
     conninfo = database_conninfo(settings, secrets)
     return Reconciler(
         build_database(settings, secrets, "hookline-reconciler"),
@@ -65,10 +66,11 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
         ),
         Recoverer(
             lambda: event_listings(settings, webhook_secrets),
-            EventQueue(settings.queue_url, sqs),
+            queue,
             lambda provider, event_type: registry.get(provider, event_type) is not None,
             lookback=timedelta(hours=settings.recovery_lookback_hours),
         ),
+        queue,
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
         retention_days=settings.retention_days,
     )

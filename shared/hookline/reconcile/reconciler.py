@@ -22,12 +22,14 @@ from hookline.database import Connection, Database, describe
 from hookline.errors import DatabaseUnavailable
 from hookline.observability import count, logger
 from hookline.orphans import settle
+from hookline.queue import EventQueue
+from hookline.reconcile import operator
 from hookline.reconcile.parking import park_dead_letter
 from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
 from hookline.reconcile.redrive import DeadLetter, Redriver, RedriveResult
 from hookline.reconcile.retention import delete_expired
 
-ACTIONS = ("status", "redrive", "reconcile")
+ACTIONS = ("status", "redrive", "reconcile", "replay", "parked", "resolve")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Reconciler:
         redriver: Callable[[Callable[[DeadLetter, str], None]], Redriver],
         status_target: Callable[[], status.Target],
         recoverer: Recoverer | None = None,
+        queue: EventQueue | None = None,
         *,
         orphan_deadline: timedelta,
         retention_days: int,
@@ -55,6 +58,7 @@ class Reconciler:
         self.redriver = redriver
         self.status_target = status_target
         self.recoverer = recoverer
+        self.queue = queue
         self.orphan_deadline = orphan_deadline
         self.retention_days = retention_days
         self.clock = clock
@@ -68,7 +72,24 @@ class Reconciler:
             return {"ok": True, "status": status.collect(self.status_target())}
         if action in ("redrive", "reconcile"):
             return self.run(redrive_only=action == "redrive")
+        if action in ("replay", "parked", "resolve"):
+            return self._operate(str(action), event)
         return {"ok": False, "error": f"unknown action {action!r}; known: {', '.join(ACTIONS)}"}
+
+    def _operate(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        connection = self._healthy_connection()
+        if connection is None:
+            return {"ok": False, "error": "database unavailable"}
+        try:
+            if action == "parked":
+                return operator.parked(connection, request)
+            if self.queue is None:
+                return {"ok": False, "error": "this reconciler has no queue to send to"}
+            if action == "replay":
+                return operator.replay(connection, self.queue, request)
+            return operator.resolve(connection, self.queue, request)
+        except (operator.OperatorError, KeyError, TypeError, ValueError) as error:
+            return {"ok": False, "error": str(error)}
 
     def _healthy_connection(self) -> Connection | None:
         # A new run deserves a fresh attempt even if the last one failed.
