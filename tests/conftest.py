@@ -4,6 +4,7 @@ import io
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -11,9 +12,11 @@ from hookline.consumer.build import consumer
 from hookline.database import Connection
 from hookline.local.sandbox import ProviderSandbox, serve
 from hookline.receiver.api import intake
+from hookline.reconcile.build import reconciler
 from moto import mock_aws
 from psycopg.rows import dict_row
 
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import PostgresServer, fresh_database, migrated_template
 from tests.support.samples import SQUARE_URL
@@ -133,3 +136,24 @@ def pipeline(
     app = load_function("consumer")
     yield Pipeline(stack, app.lambda_handler)
     consumer.cache_clear()
+
+
+@pytest.fixture
+def reconcile(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """ReconcilerFunction's real handler with the template's environment (MAX_REDRIVES 3),
+    on the pipeline's queues and database. Built on its first call, so a test may
+    change the environment first."""
+    for name, value in pipeline.stack.reconciler_environment.items():
+        if name != "DATABASE_URL":
+            monkeypatch.setenv(name, value)
+    reconciler.cache_clear()
+    app = load_function("reconciler")
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = app.lambda_handler(
+            event, FakeLambdaContext(function_name="hookline-ReconcilerFunction")
+        )
+        return answer
+
+    yield invoke
+    reconciler.cache_clear()

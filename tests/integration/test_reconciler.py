@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,32 +21,11 @@ from hookline.reconcile.build import reconciler
 from hookline.reconcile.redrive import REDRIVES_ATTRIBUTE, Redriver
 
 from tests.support import events
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
-from tests.support.stack import load_function
 
 ROOT = Path(__file__).resolve().parents[2]
 Handler = Any
-
-
-@pytest.fixture
-def reconcile(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handler]:
-    """ReconcilerFunction's handler with the template's environment (MAX_REDRIVES 3)."""
-    for name, value in pipeline.stack.reconciler_environment.items():
-        if name not in ("DATABASE_URL",):
-            monkeypatch.setenv(name, value)
-    reconciler.cache_clear()
-    app = load_function("reconciler")
-
-    def invoke(event: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = app.lambda_handler(
-            event, FakeLambdaContext(function_name="hookline-ReconcilerFunction")
-        )
-        return answer
-
-    yield invoke
-    reconciler.cache_clear()
 
 
 def poison() -> Envelope:
@@ -234,5 +212,6 @@ def test_status_and_unknown_actions(pipeline: Pipeline, reconcile: Handler) -> N
     assert "ledger" in answer["status"]["database"]
     assert reconcile({"action": "explode"}) == {
         "ok": False,
-        "error": "unknown action 'explode'; known: status, redrive, reconcile",
+        "error": "unknown action 'explode'; known: status, redrive, reconcile, replay, parked,"
+        " resolve",
     }

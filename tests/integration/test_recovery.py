@@ -20,10 +20,9 @@ from hookline.reconcile.recover import RECOVERED_HEADER
 from hookline.simulate.events import Subject, build
 
 from tests.conftest import MERCADOPAGO_TOKEN
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
-from tests.support.stack import default_secret_document, load_function
+from tests.support.stack import default_secret_document
 
 STRIPE_KEY = "sk_test_fake_recovery_key"
 SQUARE_TOKEN = "EAAA-fake-recovery-token"
@@ -43,12 +42,13 @@ def apis() -> Iterator[ProviderSandbox]:
 
 
 @pytest.fixture
-def reconcile(
-    pipeline: Pipeline, apis: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Handler]:
-    for name, value in pipeline.stack.reconciler_environment.items():
-        if name != "DATABASE_URL":
-            monkeypatch.setenv(name, value)
+def recover(
+    pipeline: Pipeline,
+    reconcile: Handler,
+    apis: ProviderSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Handler:
+    """The reconciler with the sandbox as Stripe's and Square's APIs, and their credentials."""
     monkeypatch.setenv("STRIPE_API_URL", apis.stripe_url)
     monkeypatch.setenv("SQUARE_API_URL", apis.square_url)
     pipeline.stack.put_secret(
@@ -59,15 +59,7 @@ def reconcile(
             "square_access_token": SQUARE_TOKEN,
         }
     )
-    reconciler.cache_clear()
-    app = load_function("reconciler")
-
-    def invoke(event: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = app.lambda_handler(event, FakeLambdaContext())
-        return answer
-
-    yield invoke
-    reconciler.cache_clear()
+    return reconcile
 
 
 def provider_event(
@@ -87,7 +79,7 @@ def queued(pipeline: Pipeline) -> list[dict[str, Any]]:
 
 
 def test_missed_stripe_events_are_enqueued_applied_once_and_counted(
-    pipeline: Pipeline, reconcile: Handler, apis: ProviderSandbox, db: Any
+    pipeline: Pipeline, recover: Handler, apis: ProviderSandbox, db: Any
 ) -> None:
     for n in range(5):
         insert_order(db, f"order-r{n}", 2000)
@@ -111,7 +103,7 @@ def test_missed_stripe_events_are_enqueued_applied_once_and_counted(
     pipeline.drain()
     apis.failures = [429]  # Stripe's rate limit, with Retry-After: 1
 
-    answer = reconcile({"action": "reconcile"})
+    answer = recover({"action": "reconcile"})
 
     assert answer["recovered"] == 4
     bodies = queued(pipeline)
@@ -130,12 +122,12 @@ def test_missed_stripe_events_are_enqueued_applied_once_and_counted(
     assert set(run["checkpoints"]) == {"stripe", "square"}
 
     # The next run finds nothing new.
-    assert reconcile({"action": "reconcile"})["recovered"] == 0
+    assert recover({"action": "reconcile"})["recovered"] == 0
     assert queued(pipeline) == []
 
 
 def test_missed_square_events_are_found_through_the_search_pages(
-    pipeline: Pipeline, reconcile: Handler, apis: ProviderSandbox, db: Any
+    pipeline: Pipeline, recover: Handler, apis: ProviderSandbox, db: Any
 ) -> None:
     insert_order(db, "order-sq", 2000)
     missed = [
@@ -150,7 +142,7 @@ def test_missed_square_events_are_found_through_the_search_pages(
         "event_id": "sq-old",
     }
     apis.square_events = [*missed, old]
-    assert reconcile({"action": "reconcile"})["recovered"] == 2
+    assert recover({"action": "reconcile"})["recovered"] == 2
     pipeline.drain()
     assert db.execute("SELECT status FROM orders WHERE id = 'order-sq'").fetchone() == {
         "status": "paid"
@@ -159,12 +151,12 @@ def test_missed_square_events_are_found_through_the_search_pages(
 
 
 def test_an_api_outage_keeps_the_checkpoint_and_the_run_goes_on(
-    pipeline: Pipeline, reconcile: Handler, apis: ProviderSandbox, db: Any
+    pipeline: Pipeline, recover: Handler, apis: ProviderSandbox, db: Any
 ) -> None:
-    assert reconcile({"action": "reconcile"})["ok"] is True
+    assert recover({"action": "reconcile"})["ok"] is True
     first = db.execute("SELECT checkpoints FROM reconciliation_runs").fetchone()["checkpoints"]
     apis.down = True
-    answer = reconcile({"action": "reconcile"})
+    answer = recover({"action": "reconcile"})
     assert answer["ok"] is True
     assert answer["recovered"] == 0
     last = db.execute(
@@ -175,9 +167,9 @@ def test_an_api_outage_keeps_the_checkpoint_and_the_run_goes_on(
 
 
 def test_without_an_api_credential_nothing_is_listed(
-    pipeline: Pipeline, reconcile: Handler, apis: ProviderSandbox
+    pipeline: Pipeline, recover: Handler, apis: ProviderSandbox
 ) -> None:
     pipeline.stack.put_secret(default_secret_document())
     reconciler.cache_clear()
-    assert reconcile({"action": "reconcile"})["recovered"] == 0
+    assert recover({"action": "reconcile"})["recovered"] == 0
     assert apis.requests == []
