@@ -69,13 +69,13 @@ def test_schedules_are_read_and_timed() -> None:
         "Type": "Schedule",
         "Properties": {"Schedule": "rate(5 minutes)", "Input": '{"action": "reconcile"}'},
     }
-    (schedule,) = wiring_of(document).schedules
-    assert (schedule.function, schedule.interval_seconds, schedule.enabled) == (
-        "ConsumerFunction",
-        300,
-        True,
-    )
-    assert schedule.input == '{"action": "reconcile"}'
+    schedules = {s.function: s for s in wiring_of(document).schedules}
+    # The template's own: the reconciler, on the ReconcileSchedule parameter's default.
+    assert schedules["ReconcilerFunction"].interval_seconds == 300
+    assert schedules["ReconcilerFunction"].input is None
+    added = schedules["ConsumerFunction"]
+    assert (added.interval_seconds, added.enabled) == (300, True)
+    assert added.input == '{"action": "reconcile"}'
 
 
 @pytest.mark.parametrize(
