@@ -13,6 +13,9 @@ logger = Logger(service="hookline", log_uncaught_exceptions=True)
 tracer = Tracer(service="hookline")
 metrics = Metrics(namespace="Hookline", service="hookline")
 
+# Counted by the consumer, read by the reconciler's circuit breaker.
+DATABASE_FAILURES_METRIC = "DatabaseFailures"
+
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """Count `name` once in total (what alarms watch) and once per dimension set given.
@@ -33,3 +36,8 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     ) as metric:
         for key, dimension in dimensions.items():
             metric.add_dimension(name=key, value=dimension)
+
+
+def gauge(name: str, value: float) -> None:
+    """A state as a number (e.g. BreakerOpen, 0 or 1): alarms watch its Maximum."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -85,6 +85,12 @@ class ReconcilerSettings(DatabaseSettings):
     retention_days: int = Field(default=30, ge=1)
     # Missed-event recovery: how far back a first run lists, and where the APIs are.
     recovery_lookback_hours: int = Field(default=24, ge=1, le=720)
+    # The consumer's circuit breaker (reconcile/breaker.py); empty names turn it off.
+    consumer_function_name: str = ""
+    events_queue_arn: str = ""
+    idempotency_table: str = ""
+    breaker_threshold: int = Field(default=10, ge=1)
+    powertools_metrics_namespace: str = "Hookline"
     stripe_api_url: str = "https://api.stripe.com"
     square_api_url: str = "https://connect.squareup.com"
     hookline_handler_modules: str = ""

@@ -322,7 +322,10 @@ def test_one_connection_serves_every_invocation(pipeline: Pipeline, db: Connecti
 
 
 def test_database_down_at_start_fails_fast_and_recovers(
-    proxied_database: TcpProxy, pipeline: Pipeline, db: Connection
+    proxied_database: TcpProxy,
+    pipeline: Pipeline,
+    db: Connection,
+    output: pytest.CaptureFixture[str],
 ) -> None:
     proxied_database.stop()
     items = [
@@ -331,6 +334,8 @@ def test_database_down_at_start_fails_fast_and_recovers(
     pipeline.send(items)
     response = pipeline.run_once()
     assert len(failures(response)) == 5
+    # What the reconciler's circuit breaker watches.
+    assert "DatabaseFailures" in metric_names(output)
     proxied_database.start()
     pipeline.drain()
     assert set(statuses(db).values()) == {"applied"}

@@ -50,7 +50,13 @@ def test_every_alarm_notifies_and_has_a_runbook_section() -> None:
         for name, found in template.load()["Resources"].items()
         if found["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert {"ReconcilerErrorsAlarm", "ParkedEventsAlarm", "RecoveredEventsAlarm"} <= set(alarms)
+    reconciler_alarms = {
+        "ReconcilerErrorsAlarm",
+        "ParkedEventsAlarm",
+        "RecoveredEventsAlarm",
+        "BreakerOpenAlarm",
+    }
+    assert reconciler_alarms <= set(alarms)
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         assert f"docs/operations.md#{name.lower()}" in alarm["AlarmDescription"], name

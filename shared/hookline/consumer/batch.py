@@ -36,10 +36,10 @@ from pydantic import ValidationError
 from hookline.consumer.apply import Applier
 from hookline.database import describe
 from hookline.envelope import Envelope
-from hookline.errors import MalformedEvent, ServiceUnavailable
+from hookline.errors import DatabaseUnavailable, MalformedEvent, ServiceUnavailable
 from hookline.handlers import Outcome
 from hookline.ledger import LedgerStatus
-from hookline.observability import count, logger, metrics
+from hookline.observability import DATABASE_FAILURES_METRIC, count, logger, metrics
 from hookline.queue import EventQueue
 
 # Longer than the longest provider retry window (Stripe retries for 3 days).
@@ -186,6 +186,9 @@ class Consumer:
         if group is not None:
             delays.by_group.setdefault(group, delay)
         count("EventsFailed", kind="transient" if transient else "permanent")
+        if isinstance(error, DatabaseUnavailable):
+            # The reconciler's circuit breaker reads this (reconcile/breaker.py).
+            count(DATABASE_FAILURES_METRIC)
         logger.error(
             "event failed",
             extra={

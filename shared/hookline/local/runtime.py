@@ -270,7 +270,12 @@ class FunctionPool:
             container.stop()
 
 
-def container_environment(function: FunctionSpec, endpoint_url: str, region: str) -> dict[str, str]:
+def container_environment(
+    function: FunctionSpec,
+    endpoint_url: str,
+    region: str,
+    lambda_endpoint_url: str | None = None,
+) -> dict[str, str]:
     """The template's variables, then what Lambda sets and moto in place of AWS.
 
     Lambda's own variables win over the template's, as in AWS; so does the
@@ -297,4 +302,6 @@ def container_environment(function: FunctionSpec, endpoint_url: str, region: str
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
         "PYTHONUNBUFFERED": "1",
+        # The local Lambda API (invoke, event source mappings) instead of moto's.
+        **({"AWS_ENDPOINT_URL_LAMBDA": lambda_endpoint_url} if lambda_endpoint_url else {}),
     }

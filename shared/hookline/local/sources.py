@@ -67,6 +67,10 @@ class QueuePoller:
         self.invoke = invoke
         self.report = report
         self.region = region
+        # Lambda's mapping state: disabled, the pollers stop receiving (the breaker's switch).
+        self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{source.function}/{queue_arn}"))
+        self.enabled = threading.Event()
+        self.enabled.set()
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"poller-{source.function}-{n}", daemon=True)
@@ -82,8 +86,25 @@ class QueuePoller:
         for thread in self._threads:
             thread.join(timeout)
 
+    def describe(self, function_arn: str) -> dict[str, Any]:
+        """As Lambda's GetEventSourceMapping answers."""
+        return {
+            "UUID": self.uuid,
+            "EventSourceArn": self.queue_arn,
+            "FunctionArn": function_arn,
+            "State": "Enabled" if self.enabled.is_set() else "Disabled",
+            "BatchSize": self.source.batch_size,
+            "FunctionResponseTypes": (
+                ["ReportBatchItemFailures"] if self.source.report_batch_item_failures else []
+            ),
+            "ScalingConfig": {"MaximumConcurrency": self.source.maximum_concurrency},
+        }
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self.enabled.is_set():
+                self._stop.wait(1)
+                continue
             try:
                 self.poll_once()
             except (BotoCoreError, ClientError) as error:

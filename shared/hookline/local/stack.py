@@ -235,6 +235,7 @@ class LocalStack:
         self.running: RunningStack | None = None
         self.metrics: MetricsForwarder | None = None
         self.sqs: Any = None
+        self.pollers: list[QueuePoller] = []
         self._exit = ExitStack()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
@@ -333,7 +334,17 @@ class LocalStack:
         )
         root = choice.template_path.parent
         wiring = load_wiring(document, created.resolver(document), root)
-        self._start_functions(wiring, document, choice, endpoint)
+        # Before the functions: their environment names it (AWS_ENDPOINT_URL_LAMBDA).
+        lambda_api = LocalLambdaApi(
+            lambda: set(self.pools),
+            self.invoke,
+            lambda: self.pollers,
+            lambda name: self.pools[name].function_arn,
+            options.host,
+        )
+        lambda_api.start()
+        self._exit.callback(lambda_api.stop)
+        self._start_functions(wiring, document, choice, endpoint, lambda_api.url)
         sqs = self.sqs = clients["sqs"]
         for source in wiring.queue_sources:
             poller = QueuePoller(
@@ -346,6 +357,7 @@ class LocalStack:
                 REGION,
             )
             poller.start()
+            self.pollers.append(poller)
             grace = wiring.functions[source.function].timeout_seconds + 5
             self._exit.callback(poller.stop, grace)
             self.console.info(
@@ -355,9 +367,6 @@ class LocalStack:
             )
         for schedule in wiring.schedules:
             self._start_schedule(schedule, wiring)
-        lambda_api = LocalLambdaApi(lambda: set(self.pools), self.invoke, options.host)
-        lambda_api.start()
-        self._exit.callback(lambda_api.stop)
         # Last to start, first to stop: no request arrives that nothing would consume.
         api = LocalApi(wiring, self.invoke, options.host, port, self._access_line)
         api.start()
@@ -381,7 +390,12 @@ class LocalStack:
         return self.running
 
     def _start_functions(
-        self, wiring: Wiring, document: Mapping[str, Any], choice: CodeChoice, endpoint: str
+        self,
+        wiring: Wiring,
+        document: Mapping[str, Any],
+        choice: CodeChoice,
+        endpoint: str,
+        lambda_url: str,
     ) -> None:
         python: str | None = None
         if choice.mode == "build":
@@ -401,7 +415,7 @@ class LocalStack:
             pool = FunctionPool(
                 spec,
                 launch,
-                container_environment(spec, endpoint, REGION),
+                container_environment(spec, endpoint, REGION, lambda_url),
                 self._function_output,
                 concurrency,
                 REGION,

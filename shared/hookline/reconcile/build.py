@@ -15,6 +15,7 @@ from hookline.consumer.build import build_database, database_conninfo, import_ha
 from hookline.errors import ConfigurationError
 from hookline.handlers import registry
 from hookline.queue import EventQueue
+from hookline.reconcile.breaker import CircuitBreaker
 from hookline.reconcile.reconciler import Reconciler
 from hookline.reconcile.recover import Recoverer
 from hookline.reconcile.redrive import Redriver
@@ -46,6 +47,23 @@ def event_listings(settings: ReconcilerSettings, secrets: WebhookSecrets) -> lis
     return listings
 
 
+def build_breaker(settings: ReconcilerSettings) -> CircuitBreaker | None:
+    if not (
+        settings.consumer_function_name and settings.events_queue_arn and settings.idempotency_table
+    ):
+        return None
+    return CircuitBreaker(
+        lambda_client=boto3.client("lambda", config=CLIENT_CONFIG),
+        cloudwatch=boto3.client("cloudwatch", config=CLIENT_CONFIG),
+        dynamodb=boto3.client("dynamodb", config=CLIENT_CONFIG),
+        table=settings.idempotency_table,
+        consumer_function=settings.consumer_function_name,
+        queue_arn=settings.events_queue_arn,
+        namespace=settings.powertools_metrics_namespace,
+        threshold=settings.breaker_threshold,
+    )
+
+
 def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
     import_handler_modules(settings.hookline_handler_modules)
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
@@ -71,6 +89,7 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
             lookback=timedelta(hours=settings.recovery_lookback_hours),
         ),
         queue,
+        build_breaker(settings),
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
         retention_days=settings.retention_days,
     )

@@ -24,6 +24,7 @@ from hookline.observability import count, logger
 from hookline.orphans import settle
 from hookline.queue import EventQueue
 from hookline.reconcile import operator
+from hookline.reconcile.breaker import CircuitBreaker
 from hookline.reconcile.parking import park_dead_letter
 from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
 from hookline.reconcile.redrive import DeadLetter, Redriver, RedriveResult
@@ -49,6 +50,7 @@ class Reconciler:
         status_target: Callable[[], status.Target],
         recoverer: Recoverer | None = None,
         queue: EventQueue | None = None,
+        breaker: CircuitBreaker | None = None,
         *,
         orphan_deadline: timedelta,
         retention_days: int,
@@ -59,6 +61,7 @@ class Reconciler:
         self.status_target = status_target
         self.recoverer = recoverer
         self.queue = queue
+        self.breaker = breaker
         self.orphan_deadline = orphan_deadline
         self.retention_days = retention_days
         self.clock = clock
@@ -109,7 +112,11 @@ class Reconciler:
     def run(self, *, redrive_only: bool = False) -> dict[str, Any]:
         connection = self._healthy_connection()
         if connection is None:
-            return {"ok": False, "skipped": "database unavailable"}
+            answer: dict[str, Any] = {"ok": False, "skipped": "database unavailable"}
+            if self.breaker is not None:
+                answer["breaker"] = self.breaker.database_down()
+            return answer
+        breaker = self.breaker.database_up() if self.breaker is not None else None
         row = connection.execute(
             "INSERT INTO reconciliation_runs DEFAULT VALUES RETURNING id"
         ).fetchone()
@@ -130,7 +137,10 @@ class Reconciler:
         ):
             count(name, value)
         logger.info("reconcile run done", extra={"run_id": run_id, **asdict(counts)})
-        return {"ok": True, "run_id": run_id, **asdict(counts)}
+        answer = {"ok": True, "run_id": run_id, **asdict(counts)}
+        if breaker is not None:
+            answer["breaker"] = breaker
+        return answer
 
     def _steps(
         self, connection: Connection, redrive_only: bool
