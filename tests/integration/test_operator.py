@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hookline.envelope import Envelope
 from hookline.reconcile.operator import REPLAY_OF_HEADER
 
@@ -38,12 +39,14 @@ def ledger(db: Any) -> dict[str, str]:
 
 
 def test_replaying_an_applied_event_goes_through_the_apply_path_and_changes_nothing(
-    pipeline: Pipeline, reconcile: Handler, db: Any
+    pipeline: Pipeline, reconcile: Handler, db: Any, output: pytest.CaptureFixture[str]
 ) -> None:
     payment = paid(pipeline, db, "pi_r1")
+    output.readouterr()
 
     answer = reconcile({"action": "replay", "event_id": payment.event_id})
     assert answer["ok"] is True
+    assert '"EventsReplayed":[1.0]' in output.readouterr().out
     (replay_id,) = answer["replayed"]
     assert replay_id == f"{payment.event_id}:replay:{answer['nonce']}"
     (message,) = pipeline.stack.messages()
