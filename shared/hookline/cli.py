@@ -306,7 +306,9 @@ def _event(args: argparse.Namespace) -> int:
     domain = "local.execute-api.us-east-1.amazonaws.com"
     path = f"/webhooks/{args.provider}"
     loaded = template.load(project / "template.yaml")
-    resolver = template.Resolver(loaded, refs={n: n for n in loaded["Resources"]})
+    resolver = template.Resolver(
+        loaded, refs={n: n for n in loaded["Resources"]}, placeholder_attributes=True
+    )
     found = load_wiring(loaded, resolver, project).route_for("POST", path)
     if found is None:
         raise ConfigurationError(f"template.yaml routes no POST {path}")
@@ -356,7 +358,11 @@ def write_env_file(path: Path, state: Mapping[str, Any] | None, project: Path) -
             document[name] = {**spec["environment"], "AWS_ENDPOINT_URL": endpoint}
     else:
         loaded = template.load(project / "template.yaml")
-        resolver = template.Resolver(loaded, refs={n: f"<{n}>" for n in loaded["Resources"]})
+        resolver = template.Resolver(
+            loaded,
+            refs={n: f"<{n}>" for n in loaded["Resources"]},
+            placeholder_attributes=True,
+        )
         for name, found in loaded["Resources"].items():
             if found["Type"] == "AWS::Serverless::Function":
                 document[name] = template.function_environment(loaded, name, resolver)

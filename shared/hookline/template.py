@@ -73,6 +73,8 @@ class Resolver:
     parameters: Mapping[str, str] = field(default_factory=dict)
     refs: Mapping[str, str] = field(default_factory=dict)
     attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # For files a person fills in (events/env.json): `<Resource.Attribute>` for unknown ones.
+    placeholder_attributes: bool = False
 
     def ref(self, name: str) -> str:
         pseudo = {
@@ -100,6 +102,8 @@ class Resolver:
             return self.ref(value["Ref"])
         if set(value) == {"Fn::GetAtt"}:
             resource, attribute = value["Fn::GetAtt"]
+            if self.placeholder_attributes:
+                return self.attributes.get((resource, attribute), f"<{resource}.{attribute}>")
             return self.attributes[(resource, attribute)]
         if set(value) == {"Fn::Sub"}:
             return re.sub(r"\$\{([^}]+)\}", lambda m: self.ref(m.group(1)), value["Fn::Sub"])

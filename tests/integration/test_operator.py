@@ -3,6 +3,7 @@ events (list, show, resolve with or without a replay)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -93,7 +94,7 @@ def test_a_range_replay_selects_by_provider_type_and_time(
     pipeline.send([first, second, late])
     pipeline.drain()
     since = events.T0.isoformat()
-    until = (events.T0.replace(hour=events.T0.hour + 1)).isoformat()
+    until = (events.T0 + timedelta(hours=1)).isoformat()
     answer = reconcile({"action": "replay", "provider": "stripe", "since": since, "until": until})
     assert sorted(e.split(":replay:")[0] for e in answer["replayed"]) == sorted(
         [first.event_id, second.event_id]

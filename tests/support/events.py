@@ -13,7 +13,9 @@ from typing import Any
 
 from hookline.envelope import Envelope
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# An hour ago: the consumer compares event times with the real clock (the orphan
+# deadline), so a fixed date would turn into parked events once it is 72 h old.
+T0 = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
 _ids = itertools.count(1)
 
 
