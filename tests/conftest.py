@@ -138,6 +138,15 @@ def pipeline(
     consumer.cache_clear()
 
 
+UNREACHABLE_DATABASE = "postgresql://hookline@127.0.0.1:1/none"
+
+
+def point_reconciler_at(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
+    """The reconciler's database from now on (it is rebuilt on its next call)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reconciler.cache_clear()
+
+
 @pytest.fixture
 def reconcile(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """ReconcilerFunction's real handler with the template's environment (MAX_REDRIVES 3),

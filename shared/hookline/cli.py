@@ -172,6 +172,16 @@ def _local_state(data_dir: Path | None) -> dict[str, Any] | None:
     return read_state(directory)
 
 
+def _running_local_state(data_dir: Path | None) -> dict[str, Any]:
+    state = _local_state(data_dir)
+    if state is None:
+        raise ConfigurationError(
+            "no local stack is running (start one with `hookline local`), "
+            "or name a deployed one with --stack NAME"
+        )
+    return state
+
+
 def _secrets_file(given: Path | None, state: dict[str, Any] | None) -> Path:
     if given is not None:
         return given
@@ -393,12 +403,7 @@ def _add_event(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _reconciler(args: argparse.Namespace) -> remote.Invoke:
     if args.stack:
         return remote.deployed(args.stack)
-    state = _local_state(args.data_dir)
-    if state is None:
-        raise ConfigurationError(
-            "no local stack is running (start one with `hookline local`), "
-            "or name a deployed one with --stack NAME"
-        )
+    state = _running_local_state(args.data_dir)
     return remote.local(state)
 
 
@@ -419,12 +424,7 @@ def _status(args: argparse.Namespace) -> int:
         return _print(args, answer, status.render(answer.get("status", {})))
     from hookline.local.stack import aws_clients
 
-    state = _local_state(args.data_dir)
-    if state is None:
-        raise ConfigurationError(
-            "no local stack is running (start one with `hookline local`), "
-            "or name a deployed one with --stack NAME"
-        )
+    state = _running_local_state(args.data_dir)
     clients = aws_clients(state["endpoint_url"], state["region"])
     target = status.Target(
         state["stack_name"],

@@ -51,11 +51,7 @@ def deployed(stack_name: str) -> Invoke:
 
 
 def local(state: Mapping[str, Any]) -> Invoke:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=state["lambda_url"],
-        region_name=state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the local stack's, reaches nothing real
-    )
+    from hookline.local.stack import aws_clients
+
+    client = aws_clients(state["lambda_url"], state["region"], ("lambda",))["lambda"]
     return _invoker(client, RECONCILER)

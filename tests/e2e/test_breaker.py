@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import psycopg
 import pytest
+from hookline.local.stack import aws_clients
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
@@ -48,13 +47,7 @@ def test_a_database_outage_pauses_the_consumer_and_loses_nothing(
     )
     try:
         state = stack.state
-        lambda_api: Any = boto3.client(
-            "lambda",
-            endpoint_url=state["lambda_url"],
-            region_name=state["region"],
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        lambda_api = aws_clients(state["lambda_url"], state["region"], ("lambda",))["lambda"]
         (mapping,) = lambda_api.list_event_source_mappings(FunctionName="ConsumerFunction")[
             "EventSourceMappings"
         ]

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 import yaml
+from hookline.local.stack import aws_clients
 from psycopg.rows import dict_row
 
 from tests.support.local_stack import LocalStackProcess, cli, eventually
@@ -93,13 +93,7 @@ def test_payments_from_several_providers_are_applied(
     assert order_status(db, "e2e-square-1") == "paid"
     assert order_status(db, "e2e-mp-1") == "paid"
     # The functions' metrics reach CloudWatch, as Lambda's log pipeline puts them there.
-    cloudwatch = boto3.client(
-        "cloudwatch",
-        endpoint_url=stack.state["endpoint_url"],
-        region_name=stack.state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    cloudwatch = aws_clients(stack.state["endpoint_url"], stack.state["region"])["cloudwatch"]
     names = eventually(
         lambda: (
             {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Hookline")["Metrics"]}
@@ -273,13 +267,7 @@ def test_the_local_stack_is_wired_as_template_yaml_says(stack: LocalStackProcess
     assert schedules == {("ReconcilerFunction", "rate(5 minutes)")}
     assert {(s["function"], s["expression"]) for s in state["schedules"]} == schedules
 
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=state["endpoint_url"],
-        region_name=state["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = aws_clients(state["endpoint_url"], state["region"])["sqs"]
     dlq_arn = sqs.get_queue_attributes(
         QueueUrl=state["queues"]["EventsDLQ"], AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]

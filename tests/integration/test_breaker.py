@@ -9,19 +9,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from hookline.reconcile.breaker import STATE_KEY
-from hookline.reconcile.build import reconciler
 
+from tests.conftest import UNREACHABLE_DATABASE, point_reconciler_at
 from tests.support.pipeline import Pipeline
 
 Handler = Any
-DOWN = "postgresql://hookline@127.0.0.1:1/none"
 
 
 @pytest.fixture
@@ -76,12 +74,8 @@ def breaker_item(pipeline: Pipeline) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def database_down(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", DOWN)
-    reconciler.cache_clear()
-    yield
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    reconciler.cache_clear()
+def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    point_reconciler_at(monkeypatch, UNREACHABLE_DATABASE)
 
 
 def test_the_breaker_opens_while_the_database_is_down_and_closes_after(
@@ -92,16 +86,14 @@ def test_the_breaker_opens_while_the_database_is_down_and_closes_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumer_database_failures(12)  # over BreakerThreshold (10)
-    monkeypatch.setenv("DATABASE_URL", DOWN)
-    reconciler.cache_clear()
+    point_reconciler_at(monkeypatch, UNREACHABLE_DATABASE)
 
     assert reconcile({"action": "reconcile"})["breaker"] == "opened"
     assert state(mapping) == "Disabled"
     assert breaker_item(pipeline) is not None
     assert reconcile({"action": "reconcile"})["breaker"] == "open"
 
-    monkeypatch.setenv("DATABASE_URL", database_url)  # the database is back
-    reconciler.cache_clear()
+    point_reconciler_at(monkeypatch, database_url)  # the database is back
     answer = reconcile({"action": "reconcile"})
     assert answer["ok"] is True
     assert answer["breaker"] == "closed_now"

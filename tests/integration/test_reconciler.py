@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from hookline.envelope import Envelope
 from hookline.reconcile import redrive
-from hookline.reconcile.build import reconciler
 from hookline.reconcile.redrive import REDRIVES_ATTRIBUTE, Redriver
 
+from tests.conftest import UNREACHABLE_DATABASE, point_reconciler_at
 from tests.support import events
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
@@ -130,15 +130,13 @@ def test_a_database_outage_parks_nothing_and_the_run_after_it_does(
 ) -> None:
     put_dead_letter(pipeline, poison().to_message_body(), redrives=3)
     database_url = os.environ["DATABASE_URL"]
-    monkeypatch.setenv("DATABASE_URL", "postgresql://hookline@127.0.0.1:1/none")
-    reconciler.cache_clear()
+    point_reconciler_at(monkeypatch, UNREACHABLE_DATABASE)
     skipped = reconcile({"action": "reconcile"})
     assert (skipped["ok"], skipped["skipped"]) == (False, "database unavailable")
     assert len(dead_letters(pipeline)) == 1
     assert db.execute("SELECT count(*) AS n FROM parked_events").fetchone() == {"n": 0}
 
-    monkeypatch.setenv("DATABASE_URL", database_url)  # the database is back
-    reconciler.cache_clear()
+    point_reconciler_at(monkeypatch, database_url)  # the database is back
     assert reconcile({"action": "reconcile"})["parked"] == 1
     parked = db.execute("SELECT provider, event_id, reason, payload FROM parked_events").fetchone()
     # It never reached the ledger: the event body is what is kept.

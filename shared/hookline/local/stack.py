@@ -207,15 +207,22 @@ def read_state(data_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-def aws_clients(endpoint_url: str, region: str) -> dict[str, Any]:
-    session = boto3.session.Session(
+LOCAL_SERVICES = ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
+
+
+def aws_clients(
+    endpoint_url: str, region: str, names: tuple[str, ...] = LOCAL_SERVICES
+) -> dict[str, Any]:
+    """boto3 clients for the local stack's endpoints (moto, or its Lambda API)."""
+    # Any: the stubs type clients by literal service name, these are chosen at run time.
+    session: Any = boto3.session.Session(
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 - moto accepts anything; reaches nothing real
         region_name=region,
     )
     return {
         name: session.client(name, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
-        for name in ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
+        for name in names
     }
 
 

@@ -109,14 +109,17 @@ class Redriver:
                 for message in messages:
                     letter = DeadLetter.from_message(message)
                     if letter.envelope is None:
-                        self.park(letter, MALFORMED_REASON)
-                        parked += 1
+                        outcome = MALFORMED_REASON
                     elif letter.redrives >= self.max_redrives:
-                        self.park(letter, PARK_REASON)
-                        parked += 1
+                        outcome = PARK_REASON
                     else:
+                        outcome = "redriven"
+                    if outcome == "redriven":
                         self._resend(letter)
                         redriven += 1
+                    else:
+                        self.park(letter, outcome)
+                        parked += 1
                     self.sqs.delete_message(
                         QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle
                     )
@@ -127,9 +130,7 @@ class Redriver:
                             "provider": letter.envelope.provider if letter.envelope else None,
                             "event_id": letter.envelope.event_id if letter.envelope else None,
                             "redrives": letter.redrives,
-                            "outcome": "redriven"
-                            if letter.envelope and letter.redrives < self.max_redrives
-                            else "parked",
+                            "outcome": outcome,
                         },
                     )
         except (BotoCoreError, ClientError) as error:
