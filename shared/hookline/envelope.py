@@ -10,6 +10,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# hookline's own envelope headers (never a provider's): an event the reconciler
+# found in a provider's event list, and the event an operator's replay repeats.
+RECOVERED_HEADER = "hookline-recovered"
+REPLAY_OF_HEADER = "hookline-replay-of"
+
 
 def _digest(*parts: str) -> str:
     # NUL cannot occur in either part, so ("ab", "c") and ("a", "bc") never collide.

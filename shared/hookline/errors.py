@@ -72,6 +72,14 @@ class ProviderApiUnavailable(ServiceUnavailable):
     """A provider's API timed out, rate-limited or failed; retry later."""
 
 
+class OutOfTime(HooklineError):
+    """Not enough of the invocation is left to start (or finish) this work.
+
+    Not the event's fault and not a dependency's: the work is handed back
+    untouched, to a fresh invocation, and never counts as a failure.
+    """
+
+
 class ResourceNotFound(HooklineError):
     """A provider's API says the resource an event names does not exist."""
 

@@ -7,8 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hookline.envelope import Envelope
-from hookline.reconcile.operator import REPLAY_OF_HEADER
+from hookline.envelope import REPLAY_OF_HEADER, Envelope
 
 from tests.support import events
 from tests.support.pipeline import Pipeline

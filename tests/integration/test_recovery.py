@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hookline.envelope import Envelope
+from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.local.sandbox import ProviderSandbox, serve
 from hookline.reconcile.build import reconciler
-from hookline.reconcile.recover import RECOVERED_HEADER
 from hookline.simulate.events import Subject, build
 
 from tests.conftest import MERCADOPAGO_TOKEN

@@ -4,20 +4,30 @@ The consumer's retries are short and few, and ignore Retry-After: a longer
 outage is better waited out by SQS (the message comes back later) than by
 sleeping in the invocation. The reconciler has minutes and pages through
 listings, so it honours a provider's Retry-After (`respect_retry_after`).
+
+A call may carry a `Deadline`: its timeouts and retries are cut to fit the time
+left, and a call that fails only because they were cut raises OutOfTime (hand
+the work back) rather than blaming the provider.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
 
-from hookline.errors import ConfigurationError, ProviderApiUnavailable, ResourceNotFound
+from hookline.deadline import Deadline
+from hookline.errors import ConfigurationError, OutOfTime, ProviderApiUnavailable, ResourceNotFound
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
+# Less than this left: not worth starting a call.
+MIN_CALL_SECONDS = 1.0
+
+# Query parameters: a mapping, or pairs when a name repeats (Stripe's `types[]`).
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 class JsonHttpClient:
@@ -37,47 +47,80 @@ class JsonHttpClient:
         self.name = name
         self._base_url = base_url.rstrip("/")
         self._headers = headers
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._retries = retries
+        self._backoff_max = backoff_max
+        self._retry = urllib3.Retry(
+            total=retries,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            status_forcelist=RETRYABLE_STATUSES,
+            # Only reads: a search by POST (Square's) is one too.
+            allowed_methods={"GET", "POST"},
+            respect_retry_after_header=respect_retry_after,
+            raise_on_status=False,
+        )
         self._pool = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            retries=urllib3.Retry(
-                total=retries,
-                backoff_factor=backoff_factor,
-                backoff_max=backoff_max,
-                backoff_jitter=backoff_factor,
-                status_forcelist=RETRYABLE_STATUSES,
-                # Only reads: a search by POST (Square's) is one too.
-                allowed_methods={"GET", "POST"},
-                respect_retry_after_header=respect_retry_after,
-                raise_on_status=False,
-            ),
+            retries=self._retry,
         )
 
-    def get(self, *segments: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def get(
+        self, *segments: str, params: Params | None = None, deadline: Deadline | None = None
+    ) -> dict[str, Any]:
         """GET base/seg/seg (each segment URL-quoted) → the JSON object answered."""
-        return self.request("GET", segments, params=params)
+        return self.request("GET", segments, params=params, deadline=deadline)
 
-    def search(self, *segments: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def search(
+        self, *segments: str, body: Mapping[str, Any], deadline: Deadline | None = None
+    ) -> dict[str, Any]:
         """POST a read-only query (retried like a GET) → the JSON object answered."""
-        return self.request("POST", segments, body=body)
+        return self.request("POST", segments, body=body, deadline=deadline)
+
+    def _fit(self, deadline: Deadline) -> tuple[urllib3.Timeout, urllib3.Retry, bool]:
+        """Timeouts and retries that end before `deadline`, and whether they were cut."""
+        budget = deadline.remaining()
+        if budget < MIN_CALL_SECONDS:
+            raise OutOfTime(f"not enough time left to call the {self.name} API")
+        attempt = self._connect_timeout + self._read_timeout
+        attempts = min(self._retries + 1, max(1, int(budget // (attempt + self._backoff_max))))
+        timeout = urllib3.Timeout(
+            connect=min(self._connect_timeout, budget),
+            read=min(self._read_timeout, budget),
+            total=budget / attempts,
+        )
+        cut = attempts < self._retries + 1 or budget / attempts < attempt
+        return timeout, self._retry.new(total=attempts - 1), cut
 
     def request(
         self,
         method: str,
         segments: tuple[str, ...],
         *,
-        params: Mapping[str, str] | None = None,
+        params: Params | None = None,
         body: Mapping[str, Any] | None = None,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         path = "/".join(quote(segment, safe="") for segment in segments)
         query = f"?{urlencode(params)}" if params else ""
+        options: dict[str, Any] = {}
+        cut = False
+        if deadline is not None:
+            options["timeout"], options["retries"], cut = self._fit(deadline)
         try:
             response = self._pool.request(
                 method,
                 f"{self._base_url}/{path}{query}",
                 headers={"Accept": "application/json", **self._headers()},
                 json=body,
+                **options,
             )
         except urllib3.exceptions.HTTPError as error:
+            if cut:
+                # The provider never had its full timeouts: our time ran out, not its.
+                raise OutOfTime(f"{self.name} API call did not fit the time left") from error
             raise ProviderApiUnavailable(
                 f"{self.name} API unreachable: {type(error).__name__}"
             ) from error

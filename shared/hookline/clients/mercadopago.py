@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hookline.clients.http import JsonHttpClient
+from hookline.deadline import Deadline
 from hookline.errors import MalformedEvent
 
 DEFAULT_API_URL = "https://api.mercadopago.com"
@@ -28,7 +29,7 @@ class MercadoPagoApi:
             **http,
         )
 
-    def payment(self, payment_id: str) -> dict[str, Any]:
+    def payment(self, payment_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
         if not _PAYMENT_ID.match(payment_id):
             raise MalformedEvent("the Mercado Pago payment id is not an id")
-        return self._http.get("v1", "payments", payment_id)
+        return self._http.get("v1", "payments", payment_id, deadline=deadline)

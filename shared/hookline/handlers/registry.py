@@ -43,5 +43,9 @@ class HandlerRegistry:
     def get(self, provider: str, event_type: str) -> Handler | None:
         return self._handlers.get((provider, event_type))
 
+    def event_types(self, provider: str) -> list[str]:
+        """Every event type `provider` has a handler for, sorted."""
+        return sorted(t for p, t in self._handlers if p == provider)
+
 
 registry = HandlerRegistry()

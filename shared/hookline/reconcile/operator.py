@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookline.database import Connection
-from hookline.envelope import Envelope
+from hookline.envelope import REPLAY_OF_HEADER, Envelope
 from hookline.observability import count, logger
 from hookline.queue import EventQueue
 
-REPLAY_OF_HEADER = "hookline-replay-of"
 MAX_REPLAY = 1000
 PARKED_PAGE = 50
 

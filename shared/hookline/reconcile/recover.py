@@ -19,13 +19,12 @@ from typing import Any, TypeVar
 
 from hookline.clients.events import EventListing
 from hookline.database import Connection
-from hookline.envelope import Envelope
+from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.errors import HooklineError, MalformedEvent
 from hookline.observability import count, logger
 from hookline.providers import WebhookRequest, build_registry
 from hookline.queue import EventQueue
 
-RECOVERED_HEADER = "hookline-recovered"
 T = TypeVar("T")
 
 
