@@ -14,6 +14,8 @@ _EXPONENTS = {
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
 }
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+# Below 1e19: a cheap integer; PostgreSQL's bigint (to 9.2e18) refuses the rest.
+MAX_MINOR_DIGITS = 18
 
 
 def currency_code(value: object, what: str) -> str:
@@ -32,6 +34,9 @@ def to_minor(value: object, currency: str, what: str) -> int:
         minor = Decimal(str(value)).scaleb(_EXPONENTS.get(currency.upper(), 2))
     except InvalidOperation:
         raise MalformedEvent(f"{what} is not a number") from None
+    # Checked before any integer is built: "1e999999" would cost seconds of CPU.
+    if minor.is_finite() and minor.adjusted() > MAX_MINOR_DIGITS:
+        raise MalformedEvent(f"{what} is larger than any amount")
     if not minor.is_finite() or minor != minor.to_integral_value() or minor < 0:
         raise MalformedEvent(f"{what} is not a non-negative amount in {currency.upper()}")
     return int(minor)

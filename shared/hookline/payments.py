@@ -1,9 +1,12 @@
 """Payments, refunds and orders: the domain rows events move forward, never back.
 
 The state rules are pure functions (`next_payment_state`, `derive_order`) so they
-can be tested exhaustively; the SQL around them locks the rows it changes, so
-events about one payment that arrive through different FIFO groups (a Stripe
-charge and its payment intent) still serialize.
+can be tested exhaustively, and they are order-independent: a payment or an
+order is a function of the facts its events reported, whatever order they came
+in. The SQL around them reads every row that decides a write under that row's
+lock, taken through `RowLocks` (payment, then order), so events about one
+payment or order that arrive through different FIFO groups (a refund and its
+payment, a cancellation and a refund) serialize and never deadlock.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from hookline.database import Connection
+from hookline.locks import RowKind, RowLocks
+from hookline.observability import count, logger
 
 
 class PaymentStatus(StrEnum):
@@ -43,30 +47,26 @@ class RefundStatus(StrEnum):
     CANCELED = "canceled"
 
 
-# How far along a payment is. An event never moves a payment to a lower rank.
-# `failed` ranks below `succeeded`: a failed attempt may be retried and succeed
-# (Stripe keeps the same payment intent); `canceled` and `succeeded` are final.
+# How far along a payment is, by what its events report. An event never moves a
+# payment to a lower rank. `failed` ranks below `succeeded`: a failed attempt may
+# be retried and succeed (Stripe keeps the same payment intent). `succeeded`
+# outranks `canceled`: a payment never truly has both, and if events disagree,
+# captured money is the fact that must not be hidden.
 PAYMENT_RANK = {
     PaymentStatus.PENDING: 0,
     PaymentStatus.PROCESSING: 1,
     PaymentStatus.FAILED: 2,
     PaymentStatus.CANCELED: 3,
-    PaymentStatus.SUCCEEDED: 3,
-    PaymentStatus.PARTIALLY_REFUNDED: 4,
-    PaymentStatus.REFUNDED: 5,
+    PaymentStatus.SUCCEEDED: 4,
+    PaymentStatus.PARTIALLY_REFUNDED: 5,
+    PaymentStatus.REFUNDED: 6,
 }
+
+# Statuses that follow from refunded amounts rather than from a reported status.
+REFUND_STATUSES = frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
 
 # Money was taken: these count towards an order's paid amount.
-CAPTURED = frozenset(
-    {PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
-)
-
-REFUND_RANK = {
-    RefundStatus.PENDING: 0,
-    RefundStatus.SUCCEEDED: 1,
-    RefundStatus.FAILED: 1,
-    RefundStatus.CANCELED: 1,
-}
+CAPTURED = frozenset({PaymentStatus.SUCCEEDED, *REFUND_STATUSES})
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,14 @@ class PaymentUpdate:
     payment_id: str
     occurred_at: datetime | None
     status: PaymentStatus | None = None
+    # The amount requested (authorized); the same in every event of a payment.
     amount: int | None = None
     currency: str | None = None
     order_id: str | None = None
     # Cumulative, as the provider reports it (never a delta).
     amount_refunded: int | None = None
+    # What was actually captured, when the event says (a partial capture is less).
+    captured_amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,17 @@ class PaymentState:
     amount_refunded: int
     order_id: str | None
     last_event_at: datetime | None
+    captured_amount: int | None = None
+
+    @property
+    def money(self) -> int:
+        """The money this payment moved: what was captured, else what was asked."""
+        return self.captured_amount if self.captured_amount is not None else self.amount
+
+    @property
+    def money_known(self) -> bool:
+        """Whether `money` is a reported fact (a refund seen first may leave it unknown)."""
+        return self.captured_amount is not None or self.amount > 0
 
     def same_facts(self, other: PaymentState) -> bool:
         return replace(self, last_event_at=None) == replace(other, last_event_at=None)
@@ -100,14 +114,27 @@ class PaymentState:
 _NEW_PAYMENT = PaymentState(PaymentStatus.PENDING, 0, None, 0, None, None)
 
 
+def _reported_rank(state: PaymentState) -> int:
+    # With money refunded, a refund status is derived from the refunds, which prove
+    # the money was captured: against a reported status it stands for `succeeded`,
+    # so a `succeeded` event arriving after the refund still brings its facts.
+    if state.status in REFUND_STATUSES and state.amount_refunded > 0:
+        return PAYMENT_RANK[PaymentStatus.SUCCEEDED]
+    return PAYMENT_RANK[state.status]
+
+
+def _larger(first: int | None, second: int | None) -> int | None:
+    if first is None or second is None:
+        return second if first is None else first
+    return max(first, second)
+
+
 def next_payment_state(current: PaymentState | None, update: PaymentUpdate) -> PaymentState:
-    """The payment after `update`: status only moves up, refunds only grow."""
+    """The payment after `update`: status only moves up, refunds and captures only grow."""
     base = current or _NEW_PAYMENT
-    base_rank = PAYMENT_RANK[base.status] if current is not None else -1
-    # Equal rank moves nothing: `canceled` and `succeeded` are both final.
-    advances = update.status is not None and (
-        PAYMENT_RANK[update.status] > base_rank or update.status is base.status
-    )
+    base_rank = _reported_rank(base) if current is not None else -1
+    # Equal rank is the same status reported again: its facts are as good.
+    advances = update.status is not None and PAYMENT_RANK[update.status] >= base_rank
     status = update.status if advances and update.status is not None else base.status
     amount = base.amount
     if update.amount is not None and (advances or base.amount == 0):
@@ -115,10 +142,12 @@ def next_payment_state(current: PaymentState | None, update: PaymentUpdate) -> P
     currency = base.currency
     if update.currency is not None and (advances or base.currency is None):
         currency = update.currency
+    captured = _larger(base.captured_amount, update.captured_amount)
     refunded = max(base.amount_refunded, update.amount_refunded or 0)
     if refunded > 0:
         # A refund proves the money was captured, whatever order events came in.
-        full = amount > 0 and refunded >= amount
+        money = captured if captured is not None else amount
+        full = money > 0 and refunded >= money
         status = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
     last_event_at = base.last_event_at
     if update.occurred_at is not None and (
@@ -132,6 +161,7 @@ def next_payment_state(current: PaymentState | None, update: PaymentUpdate) -> P
         amount_refunded=refunded,
         order_id=base.order_id or update.order_id,
         last_event_at=last_event_at,
+        captured_amount=captured,
     )
 
 
@@ -154,20 +184,22 @@ class OrderState:
 def derive_order(order: OrderState, payments: list[PaymentState]) -> OrderState:
     """An order's status and totals from its payments (so arrival order cannot matter)."""
     captured = [p for p in payments if p.status in CAPTURED]
-    paid = sum(p.amount for p in captured)
+    paid = sum(p.money for p in captured)
     refunded = sum(p.amount_refunded for p in payments)
+    known = bool(captured) and all(p.money_known for p in captured)
     currency = order.currency.upper()
     if order.status is OrderStatus.CANCELED:
         status = OrderStatus.CANCELED
     elif paid > 0 and refunded >= paid:
         status = OrderStatus.REFUNDED
-    elif paid > 0 and (
+    elif known and (
         paid != order.amount or any((p.currency or "").upper() != currency for p in captured)
     ):
         status = OrderStatus.AMOUNT_MISMATCH
     elif refunded > 0:
         status = OrderStatus.PARTIALLY_REFUNDED
-    elif paid > 0:
+    elif known:
+        # Includes a free order: captured 0 of an amount of 0.
         status = OrderStatus.PAID
     elif (
         payments
@@ -186,7 +218,9 @@ class PaymentChange:
     stale: bool
 
 
-_PAYMENT_COLUMNS = "status, amount, currency, amount_refunded, order_id, last_event_at"
+_PAYMENT_COLUMNS = (
+    "status, amount, currency, amount_refunded, order_id, last_event_at, captured_amount"
+)
 
 
 def _payment_state(row: dict[str, Any]) -> PaymentState:
@@ -197,49 +231,53 @@ def _payment_state(row: dict[str, Any]) -> PaymentState:
         amount_refunded=int(row["amount_refunded"]),
         order_id=row["order_id"],
         last_event_at=row["last_event_at"],
+        captured_amount=row["captured_amount"],
     )
 
 
-def _lock_payment(connection: Connection, provider: str, payment_id: str) -> PaymentState | None:
-    row = connection.execute(
+def _select_payment(locks: RowLocks, provider: str, payment_id: str) -> dict[str, Any] | None:
+    return locks.connection.execute(
         f"SELECT {_PAYMENT_COLUMNS} FROM payments"  # noqa: S608 - constant column list
         " WHERE provider = %s AND provider_payment_id = %s FOR UPDATE",
         (provider, payment_id),
     ).fetchone()
-    return None if row is None else _payment_state(row)
 
 
-def apply_payment(connection: Connection, update: PaymentUpdate) -> PaymentChange:
-    """Move one payment forward by `update` (inside the caller's transaction)."""
-    current = _lock_payment(connection, update.provider, update.payment_id)
-    if current is None:
-        after = next_payment_state(None, update)
-        inserted = connection.execute(
-            "INSERT INTO payments (provider, provider_payment_id, order_id, status, amount,"
-            " currency, amount_refunded, last_event_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+def lock_payment(locks: RowLocks, provider: str, payment_id: str) -> PaymentState | None:
+    """Lock the payment's row, creating it if absent; None if this transaction created it.
+
+    A row that does not exist cannot be locked, so it is created (a `pending`
+    placeholder) first: whatever this transaction then reads about the payment
+    (its refunds, say) is read under the lock every other writer waits for.
+    """
+    locks.claim(RowKind.PAYMENT, provider, payment_id)
+    key = (provider, payment_id)
+    row = _select_payment(locks, provider, payment_id)
+    if row is None:
+        inserted = locks.connection.execute(
+            "INSERT INTO payments (provider, provider_payment_id, status)"
+            " VALUES (%s, %s, 'pending')"
             " ON CONFLICT (provider, provider_payment_id) DO NOTHING RETURNING 1",
-            (
-                update.provider,
-                update.payment_id,
-                after.order_id,
-                after.status.value,
-                after.amount,
-                after.currency,
-                after.amount_refunded,
-                after.last_event_at,
-            ),
+            (provider, payment_id),
         ).fetchone()
         if inserted is not None:
-            return PaymentChange(after, stale=False)
-        # Another transaction created it first; now it is there to lock.
-        current = _lock_payment(connection, update.provider, update.payment_id)
-        assert current is not None
+            locks.created_payments.add(key)
+            return None
+        # Another transaction created it first and has committed: lock it now.
+        row = _select_payment(locks, provider, payment_id)
+        assert row is not None
+    return None if key in locks.created_payments else _payment_state(row)
+
+
+def apply_payment(locks: RowLocks, update: PaymentUpdate) -> PaymentChange:
+    """Move one payment forward by `update` (inside the caller's transaction)."""
+    current = lock_payment(locks, update.provider, update.payment_id)
     after = next_payment_state(current, update)
     stale = is_stale(current, update, after)
-    if after != current:
-        connection.execute(
+    if current is None or after != current:
+        locks.connection.execute(
             "UPDATE payments SET status = %s, amount = %s, currency = %s, amount_refunded = %s,"
-            " order_id = %s, last_event_at = %s, updated_at = now()"
+            " order_id = %s, last_event_at = %s, captured_amount = %s, updated_at = now()"
             " WHERE provider = %s AND provider_payment_id = %s",
             (
                 after.status.value,
@@ -248,10 +286,12 @@ def apply_payment(connection: Connection, update: PaymentUpdate) -> PaymentChang
                 after.amount_refunded,
                 after.order_id,
                 after.last_event_at,
+                after.captured_amount,
                 update.provider,
                 update.payment_id,
             ),
         )
+    locks.created_payments.discard((update.provider, update.payment_id))
     return PaymentChange(after, stale)
 
 
@@ -265,9 +305,14 @@ class RefundUpdate:
     currency: str | None
 
 
-def apply_refund(connection: Connection, update: RefundUpdate) -> tuple[bool, int]:
-    """Record one refund; return (stale, total succeeded refunds of its payment)."""
-    row = connection.execute(
+def apply_refund(locks: RowLocks, update: RefundUpdate) -> tuple[bool, int]:
+    """Record one refund; return (stale, total succeeded refunds of its payment).
+
+    The payment is locked first: two refunds of one payment (in different FIFO
+    groups) then sum one after the other, and neither misses the other.
+    """
+    lock_payment(locks, update.provider, update.payment_id)
+    row = locks.connection.execute(
         "INSERT INTO refunds AS r (provider, provider_refund_id, provider_payment_id, status,"
         " amount, currency) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (provider, provider_refund_id) DO UPDATE"
@@ -283,7 +328,7 @@ def apply_refund(connection: Connection, update: RefundUpdate) -> tuple[bool, in
             update.currency,
         ),
     ).fetchone()
-    total = connection.execute(
+    total = locks.connection.execute(
         "SELECT coalesce(sum(amount), 0) AS total FROM refunds"
         " WHERE provider = %s AND provider_payment_id = %s AND status = 'succeeded'",
         (update.provider, update.payment_id),
@@ -294,6 +339,7 @@ def apply_refund(connection: Connection, update: RefundUpdate) -> tuple[bool, in
 
 @dataclass(frozen=True)
 class OrderChange:
+    order_id: str
     before: OrderState
     after: OrderState
 
@@ -305,29 +351,44 @@ class OrderChange:
         )
 
 
-def ensure_order(connection: Connection, order_id: str, amount: int, currency: str) -> None:
+def _lock_order(locks: RowLocks, order_id: str) -> dict[str, Any] | None:
+    locks.claim(RowKind.ORDER, order_id)
+    return locks.connection.execute(
+        "SELECT status, amount, currency, paid_amount, refunded_amount FROM orders"
+        " WHERE id = %s FOR UPDATE",
+        (order_id,),
+    ).fetchone()
+
+
+def ensure_order(locks: RowLocks, order_id: str, amount: int, currency: str) -> None:
     """Create the order if the shop has not (for providers that are the order system)."""
-    connection.execute(
+    locks.claim(RowKind.ORDER, order_id)
+    locks.connection.execute(
         "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
         (order_id, amount, currency),
     )
 
 
-def cancel_order(connection: Connection, order_id: str) -> None:
-    connection.execute(
+def cancel_order(locks: RowLocks, order_id: str) -> bool:
+    """Mark the order canceled; return whether that changed it."""
+    if _lock_order(locks, order_id) is None:
+        return False
+    result = locks.connection.execute(
         "UPDATE orders SET status = 'canceled', updated_at = now()"
         " WHERE id = %s AND status <> 'canceled'",
         (order_id,),
     )
+    return result.rowcount > 0
 
 
-def sync_order(connection: Connection, order_id: str) -> OrderChange | None:
-    """Recompute an order from its payments; None if the shop has no such order yet."""
-    row = connection.execute(
-        "SELECT status, amount, currency, paid_amount, refunded_amount FROM orders"
-        " WHERE id = %s FOR UPDATE",
-        (order_id,),
-    ).fetchone()
+def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
+    """Recompute an order from its payments; None if the shop has no such order yet.
+
+    The payments are read under the order's lock: a payment changed by another
+    transaction meanwhile is followed by that transaction's own sync, which
+    waits for this lock and then reads this one's committed change.
+    """
+    row = _lock_order(locks, order_id)
     if row is None:
         return None
     before = OrderState(
@@ -337,15 +398,42 @@ def sync_order(connection: Connection, order_id: str) -> OrderChange | None:
         paid_amount=int(row["paid_amount"]),
         refunded_amount=int(row["refunded_amount"]),
     )
-    payment_rows = connection.execute(
+    payment_rows = locks.connection.execute(
         f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE order_id = %s",  # noqa: S608
         (order_id,),
     ).fetchall()
     after = derive_order(before, [_payment_state(r) for r in payment_rows])
     if after != before:
-        connection.execute(
+        locks.connection.execute(
             "UPDATE orders SET status = %s, paid_amount = %s, refunded_amount = %s,"
             " updated_at = now() WHERE id = %s",
             (after.status.value, after.paid_amount, after.refunded_amount, order_id),
         )
-    return OrderChange(before, after)
+    change = OrderChange(order_id, before, after)
+    locks.order_changes.append(change)
+    return change
+
+
+def net_order_changes(changes: list[OrderChange]) -> list[OrderChange]:
+    """Per order, what one transaction changed: its first state to its last (it may
+    recompute one order several times on the way)."""
+    net: dict[str, OrderChange] = {}
+    for change in changes:
+        first = net.get(change.order_id, change)
+        net[change.order_id] = OrderChange(change.order_id, first.before, change.after)
+    return list(net.values())
+
+
+def report_order_changes(changes: list[OrderChange]) -> None:
+    """After commit: count and log the transitions alarms watch, whichever path made them."""
+    for change in net_order_changes(changes):
+        if change.became_mismatch:
+            count("AmountMismatches")
+            logger.warning(
+                "order amount mismatch",
+                extra={
+                    "order_id": change.order_id,
+                    "order_amount": change.after.amount,
+                    "paid_amount": change.after.paid_amount,
+                },
+            )

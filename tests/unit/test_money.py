@@ -27,3 +27,12 @@ def test_currency_code() -> None:
     for bad in ("US", "dollars", 840, None, "U$D"):
         with pytest.raises(MalformedEvent, match="currency"):
             currency_code(bad, "currency")
+
+
+def test_an_amount_with_a_huge_exponent_is_refused_before_it_costs_cpu() -> None:
+    # int() of 1e999997 builds a 3.3-million-bit integer: seconds of CPU per attempt.
+    with pytest.raises(MalformedEvent, match="larger than any amount"):
+        to_minor("1e999997", "USD", "total_price")
+    assert to_minor("92233720368547758.07", "USD", "total") == 9223372036854775807
+    with pytest.raises(MalformedEvent, match="larger than any amount"):
+        to_minor("100000000000000000.00", "USD", "total")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hookline.payments import (
+    OrderChange,
     OrderState,
     OrderStatus,
     PaymentState,
@@ -13,6 +15,7 @@ from hookline.payments import (
     PaymentUpdate,
     derive_order,
     is_stale,
+    net_order_changes,
     next_payment_state,
 )
 from hypothesis import given
@@ -96,12 +99,88 @@ def test_a_failed_attempt_may_still_succeed() -> None:
     )
 
 
-def test_canceled_and_succeeded_are_both_final() -> None:
-    canceled = replay([update(PaymentStatus.CANCELED)])
-    late = update(PaymentStatus.SUCCEEDED)
-    after = next_payment_state(canceled, late)
-    assert after.status is PaymentStatus.CANCELED
-    assert is_stale(canceled, late, after)
+def test_succeeded_outranks_canceled_whichever_came_first() -> None:
+    # Both cannot really happen to one payment; if events disagree, the result must
+    # not depend on their arrival order, and captured money must not be hidden.
+    canceled, succeeded = update(PaymentStatus.CANCELED, at=1), update(PaymentStatus.SUCCEEDED)
+    assert replay([canceled, succeeded]) == replay([succeeded, canceled])
+    assert replay([canceled, succeeded]).status is PaymentStatus.SUCCEEDED
+    late = next_payment_state(replay([succeeded]), canceled)
+    assert is_stale(replay([succeeded]), canceled, late)
+
+
+def stripe_update(
+    status: PaymentStatus | None,
+    *,
+    at: int,
+    captured: int | None = None,
+    refunded: int | None = None,
+) -> PaymentUpdate:
+    """An authorization of 1000, as Stripe reports it: `amount` is what was asked."""
+    return PaymentUpdate(
+        provider="stripe",
+        payment_id="pi_1",
+        occurred_at=T0 + timedelta(seconds=at),
+        status=status,
+        amount=1000,
+        currency="USD",
+        order_id="o-1",
+        amount_refunded=refunded,
+        captured_amount=captured,
+    )
+
+
+PARTIAL_CAPTURE_REFUNDED = [
+    stripe_update(PaymentStatus.PENDING, at=0),
+    stripe_update(PaymentStatus.PROCESSING, at=1),
+    stripe_update(PaymentStatus.SUCCEEDED, at=2, captured=800),
+    stripe_update(None, at=3, captured=800, refunded=800),
+]
+
+
+@given(st.permutations(PARTIAL_CAPTURE_REFUNDED))
+def test_partial_capture_then_full_refund_counts_what_was_captured_in_any_order(
+    arrival: list[PaymentUpdate],
+) -> None:
+    """Issue 10, defect 7: authorized 1000, captured 800, refunded 800."""
+    payment = replay(arrival)
+    assert payment == replay(PARTIAL_CAPTURE_REFUNDED)
+    assert (payment.status, payment.amount, payment.captured_amount) == (
+        PaymentStatus.REFUNDED,
+        1000,
+        800,
+    )
+    derived = derive_order(order(amount=800), [payment])
+    assert (derived.status, derived.paid_amount, derived.refunded_amount) == (
+        OrderStatus.REFUNDED,
+        800,
+        800,
+    )
+
+
+# Events of one payment as providers report them: the same requested amount and
+# currency in each; captures and refunds cumulative.
+LIFECYCLE_EVENTS = st.lists(
+    st.builds(
+        stripe_update,
+        st.sampled_from([None, *PaymentStatus]),
+        at=st.integers(0, 100),
+        captured=st.one_of(st.none(), st.integers(0, 1000)),
+        refunded=st.one_of(st.none(), st.integers(0, 1000)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(LIFECYCLE_EVENTS, st.randoms(use_true_random=False))
+def test_a_payment_is_a_function_of_its_facts_not_of_their_arrival_order(
+    updates: list[PaymentUpdate], rng: Any
+) -> None:
+    shuffled = list(updates)
+    rng.shuffle(shuffled)
+    assert replay(shuffled) == replay(updates)
+    assert derive_order(order(), [replay(shuffled)]) == derive_order(order(), [replay(updates)])
 
 
 def order(
@@ -145,7 +224,37 @@ def test_order_status_follows_its_payments(
     assert derive_order(order(), payments).status is expected
 
 
+def test_a_free_order_reported_paid_is_paid() -> None:
+    """Issue 10, defect 8: a 0.00 order whose payment succeeded with 0 captured."""
+    free = PaymentState(PaymentStatus.SUCCEEDED, 0, "USD", 0, "o-1", None, captured_amount=0)
+    assert derive_order(order(amount=0), [free]).status is OrderStatus.PAID
+    nothing_yet = PaymentState(PaymentStatus.PENDING, 0, "USD", 0, "o-1", None)
+    assert derive_order(order(amount=0), [nothing_yet]).status is OrderStatus.PENDING
+
+
+def test_a_refund_seen_before_its_payment_is_no_mismatch() -> None:
+    # Square reports a refund without the payment's amount: the money is not known yet.
+    refund_first = PaymentState(PaymentStatus.PARTIALLY_REFUNDED, 0, "USD", 500, "o-1", None)
+    assert derive_order(order(), [refund_first]).status is OrderStatus.PARTIALLY_REFUNDED
+
+
 def test_a_canceled_order_stays_canceled_but_counts_money() -> None:
     derived = derive_order(order(status=OrderStatus.CANCELED), [paid(refunded=1000)])
     assert derived.status is OrderStatus.CANCELED
     assert (derived.paid_amount, derived.refunded_amount) == (1000, 1000)
+
+
+def test_a_transaction_reports_each_order_by_its_committed_change() -> None:
+    """An order recomputed twice in one transaction (pending → mismatch → paid, as a
+    split payment's parts arrive) committed no mismatch: none may be counted."""
+    pending, paid_state = order(), order(status=OrderStatus.PAID)
+    mismatch = order(status=OrderStatus.AMOUNT_MISMATCH)
+    changes = [
+        OrderChange("o-1", pending, mismatch),
+        OrderChange("o-2", pending, mismatch),
+        OrderChange("o-1", mismatch, paid_state),
+    ]
+    net = {change.order_id: change for change in net_order_changes(changes)}
+    assert (net["o-1"].before, net["o-1"].after) == (pending, paid_state)
+    assert not net["o-1"].became_mismatch
+    assert net["o-2"].became_mismatch

@@ -2,27 +2,31 @@
 
 A handler runs inside the event's apply transaction: everything it writes
 through `context.connection` commits together with the ledger row, or not at all.
+Payment and order rows are locked through `context.locks` (hookline.payments does
+it): payments first, then orders, so no two handlers can deadlock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from hookline.database import Connection
+from hookline.deadline import Deadline
 from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
 from hookline.ledger import LedgerStatus
+from hookline.locks import RowLocks
 from hookline.payments import PaymentUpdate, apply_payment, sync_order
 from hookline.providers.base import text_field
 
 
 class PaymentFetcher(Protocol):
-    """Fetches the full payment a thin event names (Mercado Pago)."""
+    """Fetches the full payment a thin event names (Mercado Pago), within `deadline`."""
 
-    def payment(self, payment_id: str) -> dict[str, Any]: ...
+    def payment(self, payment_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,15 @@ class Event:
 
 @dataclass(frozen=True)
 class HandlerContext:
-    connection: Connection
+    locks: RowLocks
     mercadopago: PaymentFetcher
+    # The invocation's time left: provider calls are fitted into it.
+    deadline: Deadline = field(default_factory=Deadline.never)
+
+    @property
+    def connection(self) -> Connection:
+        """The event's transaction."""
+        return self.locks.connection
 
 
 @dataclass(frozen=True)
@@ -84,13 +95,13 @@ Handler = Callable[[HandlerContext, Event], Outcome]
 
 def apply_payment_event(context: HandlerContext, update: PaymentUpdate) -> Outcome:
     """Move the payment, then its order; `orphaned` if the shop has no such order yet."""
-    change = apply_payment(context.connection, update)
+    change = apply_payment(context.locks, update)
     order_id = change.after.order_id
     if change.stale:
         return Outcome(LedgerStatus.STALE, order_id=order_id)
     if order_id is None:
         return Outcome(LedgerStatus.APPLIED)
-    order = sync_order(context.connection, order_id)
+    order = sync_order(context.locks, order_id)
     if order is None:
         return Outcome(LedgerStatus.ORPHANED, order_id=order_id)
     return Outcome(

@@ -40,7 +40,7 @@ def payment(context: HandlerContext, event: Event) -> Outcome:
     payment_id = event.envelope.object_id or required_text(
         mapping(event.payload, "data"), "id", "data.id"
     )
-    fetched = context.mercadopago.payment(payment_id)
+    fetched = context.mercadopago.payment(payment_id, deadline=context.deadline)
     status_name = fetched.get("status")
     if not isinstance(status_name, str) or status_name not in PAYMENT_STATUS:
         raise MalformedEvent("the fetched payment has no known status")
@@ -52,6 +52,7 @@ def payment(context: HandlerContext, event: Event) -> Outcome:
         currency,
         "payment.transaction_amount_refunded",
     )
+    captured = amount if status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED) else None
     if status is PaymentStatus.REFUNDED and refunded == 0:
         refunded = amount  # a chargeback reports no refunded amount: all of it went back
     updated = fetched.get("date_last_updated")
@@ -74,5 +75,6 @@ def payment(context: HandlerContext, event: Event) -> Outcome:
                 fetched, "external_reference", "payment.external_reference", required=False
             ),
             amount_refunded=refunded,
+            captured_amount=captured,
         ),
     )

@@ -2,6 +2,7 @@
 
 Shopify's order is both the order and its one payment (`provider_payment_id` is
 the order id), so an order event creates the order row when the shop has not.
+Like every writer, it locks the payment row before the order row.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hookline.handlers.base import (
     required_text,
 )
 from hookline.handlers.registry import registry
+from hookline.ledger import LedgerStatus
 from hookline.money import currency_code, to_minor
 from hookline.payments import (
     PaymentStatus,
@@ -27,6 +29,7 @@ from hookline.payments import (
     apply_refund,
     cancel_order,
     ensure_order,
+    lock_payment,
 )
 
 FINANCIAL_STATUS = {
@@ -44,7 +47,8 @@ def _order(context: HandlerContext, order: Mapping[str, Any]) -> tuple[str, int,
     order_id = required_text(order, "id", "id")
     currency = currency_code(order.get("currency"), "currency")
     amount = to_minor(order.get("total_price"), currency, "total_price")
-    ensure_order(context.connection, order_id, amount, currency)
+    lock_payment(context.locks, "shopify", order_id)
+    ensure_order(context.locks, order_id, amount, currency)
     return order_id, amount, currency
 
 
@@ -60,6 +64,8 @@ def _order_payment(context: HandlerContext, event: Event, status: PaymentStatus 
             amount=amount,
             currency=currency,
             order_id=order_id,
+            # Shopify's order total is what a paid order captured.
+            captured_amount=amount if status is PaymentStatus.SUCCEEDED else None,
         ),
     )
 
@@ -78,9 +84,13 @@ def order_paid(context: HandlerContext, event: Event) -> Outcome:
 @registry.register("shopify", "orders/cancelled")
 def order_cancelled(context: HandlerContext, event: Event) -> Outcome:
     order_id, _, _ = _order(context, event.payload)
-    cancel_order(context.connection, order_id)
+    canceled = cancel_order(context.locks, order_id)
     financial = event.payload.get("financial_status")
-    return _order_payment(context, event, FINANCIAL_STATUS.get(str(financial)))
+    outcome = _order_payment(context, event, FINANCIAL_STATUS.get(str(financial)))
+    if canceled and outcome.status is LedgerStatus.STALE:
+        # Nothing new about the payment, but the cancellation itself is news.
+        return Outcome(LedgerStatus.APPLIED, order_id=order_id, order_status="canceled")
+    return outcome
 
 
 @registry.register("shopify", "refunds/create")
@@ -99,7 +109,7 @@ def refund_created(context: HandlerContext, event: Event) -> Outcome:
         currency = currency_code(transaction.get("currency"), f"transactions[{index}].currency")
         amount += to_minor(transaction.get("amount"), currency, f"transactions[{index}].amount")
     _, total = apply_refund(
-        context.connection,
+        context.locks,
         RefundUpdate(
             provider="shopify",
             refund_id=required_text(refund, "id", "id"),

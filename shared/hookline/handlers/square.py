@@ -64,17 +64,19 @@ def payment(context: HandlerContext, event: Event) -> Outcome:
     refunded = None
     if isinstance(square_payment.get("refunded_money"), Mapping):
         refunded, _ = _money(square_payment, "refunded_money", "payment.refunded_money")
+    status = _status(PAYMENT_STATUS, square_payment.get("status"), "payment.status")
     return apply_payment_event(
         context,
         PaymentUpdate(
             provider="square",
             payment_id=required_text(square_payment, "id", "payment.id"),
             occurred_at=event.occurred_at,
-            status=_status(PAYMENT_STATUS, square_payment.get("status"), "payment.status"),
+            status=status,
             amount=amount,
             currency=currency,
             order_id=text(square_payment, "reference_id", "payment.reference_id", required=False),
             amount_refunded=refunded,
+            captured_amount=amount if status is PaymentStatus.SUCCEEDED else None,
         ),
     )
 
@@ -85,7 +87,7 @@ def refund(context: HandlerContext, event: Event) -> Outcome:
     amount, currency = _money(square_refund, "amount_money", "refund.amount_money")
     payment_id = required_text(square_refund, "payment_id", "refund.payment_id")
     stale, total = apply_refund(
-        context.connection,
+        context.locks,
         RefundUpdate(
             provider="square",
             refund_id=required_text(square_refund, "id", "refund.id"),

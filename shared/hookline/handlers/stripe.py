@@ -51,8 +51,12 @@ def payment_intent(context: HandlerContext, event: Event) -> Outcome:
     intent = _object(event)
     status = PAYMENT_INTENT_STATUS[event.event_type]
     amount = integer(intent, "amount", "data.object.amount")
-    if status is PaymentStatus.SUCCEEDED and intent.get("amount_received"):
-        amount = integer(intent, "amount_received", "data.object.amount_received")
+    captured = None
+    if status is PaymentStatus.SUCCEEDED:
+        # A partial capture receives less than the amount authorized.
+        captured = amount
+        if intent.get("amount_received") is not None:
+            captured = integer(intent, "amount_received", "data.object.amount_received")
     return apply_payment_event(
         context,
         PaymentUpdate(
@@ -63,6 +67,7 @@ def payment_intent(context: HandlerContext, event: Event) -> Outcome:
             amount=amount,
             currency=currency_code(intent.get("currency"), "data.object.currency"),
             order_id=_order_id(intent),
+            captured_amount=captured,
         ),
     )
 
@@ -72,16 +77,22 @@ def charge_refunded(context: HandlerContext, event: Event) -> Outcome:
     charge = _object(event)
     # Payments are keyed by payment intent; a charge without one is its own payment.
     payment_id = text(charge, "payment_intent", "data.object.payment_intent", required=False)
+    amount = integer(charge, "amount", "data.object.amount")
+    # Refunded money was captured: all of `amount` unless the capture was partial.
+    captured = amount
+    if charge.get("amount_captured") is not None:
+        captured = integer(charge, "amount_captured", "data.object.amount_captured")
     return apply_payment_event(
         context,
         PaymentUpdate(
             provider="stripe",
             payment_id=payment_id or required_text(charge, "id", "data.object.id"),
             occurred_at=event.occurred_at,
-            amount=integer(charge, "amount", "data.object.amount"),
+            amount=amount,
             currency=currency_code(charge.get("currency"), "data.object.currency"),
             order_id=_order_id(charge),
             amount_refunded=integer(charge, "amount_refunded", "data.object.amount_refunded"),
+            captured_amount=captured,
         ),
     )
 
@@ -91,12 +102,19 @@ def checkout_session_completed(context: HandlerContext, event: Event) -> Outcome
     session = _object(event)
     payment_id = text(session, "payment_intent", "data.object.payment_intent", required=False)
     payment_status = session.get("payment_status")
-    if payment_id is None or payment_status == "no_payment_required":
-        # Subscriptions and free orders carry no payment intent to track here.
-        return Outcome(LedgerStatus.IGNORED)
     order_id = text(
         session, "client_reference_id", "data.object.client_reference_id", required=False
     )
+    if payment_status == "no_payment_required" and (order_id or _order_id(session)):
+        # A free order: nothing was charged, and the session itself is its payment
+        # (0 captured), so the order becomes `paid` when its amount is 0 too.
+        payment_id = required_text(session, "id", "data.object.id")
+        payment_status = "paid"
+    if payment_id is None or payment_status == "no_payment_required":
+        # A subscription's session carries no payment intent to track here.
+        return Outcome(LedgerStatus.IGNORED)
+    paid = payment_status == "paid"
+    amount = integer(session, "amount_total", "data.object.amount_total")
     return apply_payment_event(
         context,
         PaymentUpdate(
@@ -104,11 +122,10 @@ def checkout_session_completed(context: HandlerContext, event: Event) -> Outcome
             payment_id=payment_id,
             occurred_at=event.occurred_at,
             # "unpaid" means a delayed method (bank debit) is still processing.
-            status=(
-                PaymentStatus.SUCCEEDED if payment_status == "paid" else PaymentStatus.PROCESSING
-            ),
-            amount=integer(session, "amount_total", "data.object.amount_total"),
+            status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
+            amount=amount,
             currency=currency_code(session.get("currency"), "data.object.currency"),
             order_id=order_id or _order_id(session),
+            captured_amount=amount if paid else None,
         ),
     )
