@@ -125,12 +125,13 @@ def pipeline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Pipeline]:
     """ConsumerFunction on the template's queue and idempotency table, a test database,
-    and a fake Mercado Pago API. Failed messages come back at once (retry base 0)."""
+    and a fake Mercado Pago API. Failed messages come back at once (retry bases 0)."""
     for name, value in stack.consumer_environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("MERCADOPAGO_API_URL", mercadopago_api.mercadopago_url)
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    monkeypatch.setenv("RETRY_PERMANENT_SECONDS", "0")
     stack.put_secret({**default_secret_document(), "mercadopago_access_token": MERCADOPAGO_TOKEN})
     consumer.cache_clear()
     app = load_function("consumer")
@@ -160,7 +161,9 @@ def reconcile(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = app.lambda_handler(
-            event, FakeLambdaContext(function_name="hookline-ReconcilerFunction")
+            event,
+            # template.yaml's Timeout for ReconcilerFunction.
+            FakeLambdaContext(function_name="hookline-ReconcilerFunction", timeout_seconds=120.0),
         )
         return answer
 

@@ -22,6 +22,33 @@ from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnav
 Connection = psycopg.Connection[DictRow]
 
 
+# SQLSTATE classes that describe the server, the session or the deployment, never
+# the event's data: connection (08), transaction rollback: serialization and
+# deadlock (40), insufficient resources: too many connections, disk (53),
+# operator intervention: statement timeout, shutdown (57), system (58), internal
+# (XX), read-only after a failover (25), and schema or privileges (42: a
+# migration or a grant fixes it, and the event then applies as it is).
+_TRANSIENT_CLASSES = frozenset({"08", "25", "40", "42", "53", "57", "58", "XX"})
+# Lock not available, object in use.
+_TRANSIENT_STATES = frozenset({"55P03", "55006"})
+QUERY_CANCELED = "57014"
+
+
+def is_transient(error: psycopg.Error) -> bool:
+    """Whether a driver error is the database's state (try later), not the event's data.
+
+    Anything else (a value out of range, a check violation, an index row too large,
+    text PostgreSQL cannot hold) fails the same way every time: the event's own failure.
+    """
+    if isinstance(error, psycopg.InterfaceError):
+        return True
+    state = error.sqlstate
+    if state is None:
+        # Raised by the driver itself: a lost connection, or data it refused to send.
+        return isinstance(error, psycopg.OperationalError)
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+
+
 def describe(error: BaseException) -> str:
     """A one-line, secret-free description of a driver error (psycopg never echoes passwords)."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -96,6 +123,13 @@ class Database:
     def clear_failure(self) -> None:
         """Forget a failed connect, so the next use tries again (at each new batch)."""
         self._failed_at = None
+
+    def cancel(self) -> None:
+        """Cancel the statement running on the connection now (from another thread)."""
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                connection.cancel_safe(timeout=2.0)
 
     def discard(self) -> None:
         """Drop the connection (after an error); the next use opens a new one."""

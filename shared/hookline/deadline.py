@@ -45,6 +45,10 @@ class Deadline:
     def never(cls) -> Deadline:
         return cls(float("inf"))
 
+    @property
+    def unbounded(self) -> bool:
+        return self.at == float("inf")
+
     def remaining(self) -> float:
         return self.at - self.clock()
 

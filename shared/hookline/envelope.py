@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hookline.storable import is_storable_text
 
 # hookline's own envelope headers (never a provider's): an event the reconciler
 # found in a provider's event list, and the event an operator's replay repeats.
 RECOVERED_HEADER = "hookline-recovered"
 REPLAY_OF_HEADER = "hookline-replay-of"
+MAX_EVENT_ID_CHARS = 512
 
 
 def _digest(*parts: str) -> str:
@@ -27,13 +30,30 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     provider: str = Field(min_length=1)
-    event_id: str = Field(min_length=1, max_length=512)
+    event_id: str = Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)
     event_type: str = Field(min_length=1, max_length=256)
     object_id: str | None = Field(default=None, max_length=512)
     occurred_at: datetime | None = None
     received_at: datetime
     headers: dict[str, str] = Field(default_factory=dict)
     body: str
+
+    @field_validator("provider", "event_id", "event_type", "object_id")
+    @classmethod
+    def _storable_text(cls, value: str | None) -> str | None:
+        # The ledger keys on these: PostgreSQL text cannot hold NUL or a lone
+        # surrogate, so an event naming itself with one could never be recorded,
+        # applied or parked.
+        if value is not None and not is_storable_text(value):
+            raise ValueError("contains a character PostgreSQL cannot store")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _storable_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if not all(is_storable_text(key) and is_storable_text(item) for key, item in value.items()):
+            raise ValueError("contains a character PostgreSQL cannot store")
+        return value
 
     @property
     def deduplication_id(self) -> str:

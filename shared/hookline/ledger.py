@@ -15,6 +15,8 @@ from psycopg.types.json import Jsonb
 
 from hookline.database import Connection
 from hookline.envelope import Envelope
+from hookline.payloads import Stored
+from hookline.storable import storable_text
 
 MAX_ERROR_CHARS = 1000
 
@@ -62,14 +64,25 @@ def _identity(envelope: Envelope) -> tuple[Any, ...]:
     )
 
 
-def claim(connection: Connection, envelope: Envelope, payload: Any) -> Claim:
+# Parked for its own failures, by the consumer or the reconciler.
+PERMANENT_FAILURE_REASON = "permanent_failure"
+
+
+class FailureKind(StrEnum):
+    # A dependency failed (database, provider API, time): says nothing about the event.
+    TRANSIENT = "transient"
+    # The event itself failed (malformed, unknown to the provider, a handler bug).
+    PERMANENT = "permanent"
+
+
+def claim(connection: Connection, envelope: Envelope, stored: Stored) -> Claim:
     """Insert the event's row, or lock the existing one (inside the apply transaction)."""
     inserted = connection.execute(
         "INSERT INTO webhook_events (provider, event_id, event_type, object_id, occurred_at,"
-        " received_at, status, headers, payload)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'received', %s, %s)"
+        " received_at, status, headers, payload, raw_body)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'received', %s, %s, %s)"
         " ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1",
-        (*_identity(envelope), Jsonb(envelope.headers), Jsonb(payload)),
+        (*_identity(envelope), Jsonb(envelope.headers), stored.payload, stored.raw_body),
     ).fetchone()
     if inserted is not None:
         return Claim(run=True)
@@ -97,21 +110,66 @@ def finish(
     )
 
 
-def record_failure(connection: Connection, envelope: Envelope, payload: Any, error: str) -> None:
-    """Note a failed attempt and its error; the row stays retryable."""
-    connection.execute(
+def record_failure(
+    connection: Connection,
+    envelope: Envelope,
+    stored: Stored,
+    error: str,
+    kind: FailureKind,
+) -> int | None:
+    """Note a failed attempt, its error and whose fault it was; the row stays retryable.
+
+    Returns how many of the event's own (permanent) failures the row now counts,
+    or None if the row was already handled (nothing to note).
+    """
+    permanent = int(kind is FailureKind.PERMANENT)
+    row = connection.execute(
         "INSERT INTO webhook_events AS e (provider, event_id, event_type, object_id, occurred_at,"
-        " received_at, status, attempts, last_error, headers, payload)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'failed', 1, %s, %s, %s)"
+        " received_at, status, attempts, last_error, failure_kind, permanent_failures,"
+        " headers, payload, raw_body)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'failed', 1, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (provider, event_id) DO UPDATE"
-        " SET attempts = e.attempts + 1, last_error = EXCLUDED.last_error"
-        " WHERE e.status IN ('failed', 'received')",
+        " SET attempts = e.attempts + 1, last_error = EXCLUDED.last_error,"
+        " failure_kind = EXCLUDED.failure_kind,"
+        " permanent_failures = e.permanent_failures + EXCLUDED.permanent_failures"
+        " WHERE e.status IN ('failed', 'received')"
+        " RETURNING permanent_failures",
         (
             *_identity(envelope),
-            error[:MAX_ERROR_CHARS],
+            storable_text(error[:MAX_ERROR_CHARS]),
+            kind.value,
+            permanent,
             Jsonb(envelope.headers),
-            Jsonb(payload),
+            stored.payload,
+            stored.raw_body,
         ),
+    ).fetchone()
+    return None if row is None else int(row["permanent_failures"])
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """What the reconciler needs to know of an event's ledger row."""
+
+    status: LedgerStatus
+    failure_kind: FailureKind | None
+    permanent_failures: int
+    last_error: str | None
+
+
+def lookup(connection: Connection, provider: str, event_id: str) -> LedgerRow | None:
+    row = connection.execute(
+        "SELECT status, failure_kind, permanent_failures, last_error FROM webhook_events"
+        " WHERE provider = %s AND event_id = %s",
+        (provider, event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return LedgerRow(
+        LedgerStatus(row["status"]),
+        FailureKind(row["failure_kind"]) if row["failure_kind"] else None,
+        int(row["permanent_failures"]),
+        row["last_error"],
     )
 
 
@@ -121,17 +179,31 @@ def park(
     event_id: str,
     reason: str,
     last_error: str | None = None,
-) -> None:
-    """Hand an event to a human: a `parked_events` row and the ledger row marked parked."""
+    *,
+    orphan: bool = False,
+) -> bool:
+    """Hand an event to a human: the ledger row marked parked and a `parked_events` row
+    carrying the whole envelope (so it can be replayed from there alone).
+
+    Only an event still being worked on (received, failed) is parked, or, with
+    `orphan`, an orphan past its deadline: a handled event is never turned into
+    a parked one. Returns whether it parked.
+    """
+    parkable = ["received", "failed", *(["orphaned"] if orphan else [])]
+    parked = connection.execute(
+        "UPDATE webhook_events SET status = 'parked', processed_at = now()"
+        " WHERE provider = %s AND event_id = %s AND status = ANY(%s) RETURNING 1",
+        (provider, event_id, parkable),
+    ).fetchone()
+    if parked is None:
+        return False
     connection.execute(
-        "INSERT INTO parked_events (provider, event_id, reason, last_error, payload)"
-        " SELECT provider, event_id, %s, %s, payload FROM webhook_events"
+        "INSERT INTO parked_events (provider, event_id, reason, last_error, payload, event_type,"
+        " object_id, occurred_at, received_at, headers, raw_body)"
+        " SELECT provider, event_id, %s, %s, payload, event_type, object_id, occurred_at,"
+        " received_at, headers, raw_body FROM webhook_events"
         " WHERE provider = %s AND event_id = %s"
         " ON CONFLICT (provider, event_id) WHERE resolved_at IS NULL DO NOTHING",
-        (reason, last_error, provider, event_id),
+        (reason, last_error and storable_text(last_error), provider, event_id),
     )
-    connection.execute(
-        "UPDATE webhook_events SET status = 'parked', processed_at = now()"
-        " WHERE provider = %s AND event_id = %s",
-        (provider, event_id),
-    )
+    return True

@@ -38,6 +38,6 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
             metric.add_dimension(name=key, value=dimension)
 
 
-def gauge(name: str, value: float) -> None:
+def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
     """A state as a number (e.g. BreakerOpen, 0 or 1): alarms watch its Maximum."""
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name=name, unit=unit, value=value)

@@ -68,9 +68,13 @@ class ConsumerSettings(DatabaseSettings):
     secrets_name: str = Field(min_length=1)
     idempotency_table: str = Field(min_length=1)
     orphan_deadline_hours: int = Field(default=72, ge=1)
+    # The event's own failures (not a dependency's) after which the consumer parks it.
+    max_permanent_failures: int = Field(default=3, ge=1, le=100)
     # Backoff of a transiently failed message: base * 2^(receives - 1), capped.
     retry_base_seconds: int = Field(default=30, ge=0, le=43_200)
     retry_max_seconds: int = Field(default=900, ge=0, le=43_200)
+    # Backoff of the event's own failures: permanent * 2^(receives - 1), capped.
+    retry_permanent_seconds: int = Field(default=10, ge=0, le=43_200)
     mercadopago_api_url: str = "https://api.mercadopago.com"
     # Comma-separated modules that register a team's own handlers.
     hookline_handler_modules: str = ""
@@ -81,6 +85,8 @@ class ReconcilerSettings(DatabaseSettings):
     dlq_url: str = Field(min_length=1)
     secrets_name: str = Field(min_length=1)
     max_redrives: int = Field(default=3, ge=0, le=100)
+    # The consumer's; a dead letter whose event failed this often on its own is parked.
+    max_permanent_failures: int = Field(default=3, ge=1, le=100)
     orphan_deadline_hours: int = Field(default=72, ge=1)
     retention_days: int = Field(default=30, ge=1)
     # Missed-event recovery: how far back a first run lists, and where the APIs are.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 
+import psycopg
 import pytest
 from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
@@ -359,3 +361,205 @@ def test_mercadopago_unknown_payment_and_bad_token(
     )
     with pytest.raises(ConfigurationError, match="401"):
         wrong_token.apply(events.mercadopago("1000"))
+
+
+def stripe_partial_capture(event_type: str, at: int) -> Envelope:
+    """A payment intent authorized for 1000, captured 800, then refunded in full."""
+    if event_type == "charge.refunded":
+        obj: dict[str, object] = {
+            "id": "ch_partial",
+            "object": "charge",
+            "payment_intent": "pi_partial",
+            "amount": 1000,
+            "amount_captured": 800,
+            "amount_refunded": 800,
+            "currency": "usd",
+            "metadata": {"order_id": "order-partial"},
+        }
+    else:
+        succeeded = event_type == "payment_intent.succeeded"
+        obj = {
+            "id": "pi_partial",
+            "object": "payment_intent",
+            "amount": 1000,
+            "amount_received": 800 if succeeded else 0,
+            "currency": "usd",
+            "metadata": {"order_id": "order-partial"},
+        }
+    event_id = f"evt_partial_{at}"
+    body = {"id": event_id, "type": event_type, "data": {"object": obj}}
+    return events.envelope("stripe", event_type, str(obj["id"]), body, event_id=event_id, at=at)
+
+
+@pytest.mark.parametrize(
+    "arrival", list(itertools.permutations(range(3))), ids=lambda p: "-".join(map(str, p))
+)
+def test_partial_capture_then_full_refund_is_refunded_in_every_arrival_order(
+    applier: Applier, db: Connection, arrival: tuple[int, ...]
+) -> None:
+    """Issue 10, defect 7: the money a payment counts is what was captured."""
+    insert_order(db, "order-partial", 800)
+    lifecycle = [
+        stripe_partial_capture("payment_intent.created", at=0),
+        stripe_partial_capture("payment_intent.succeeded", at=10),
+        stripe_partial_capture("charge.refunded", at=20),
+    ]
+    for index in arrival:
+        applier.apply(lifecycle[index])
+    assert row(
+        db,
+        "SELECT status, amount, captured_amount, amount_refunded FROM payments"
+        " WHERE provider_payment_id = 'pi_partial'",
+    ) == {"status": "refunded", "amount": 1000, "captured_amount": 800, "amount_refunded": 800}
+    assert order_row(db, "order-partial") == {
+        "status": "refunded",
+        "paid_amount": 800,
+        "refunded_amount": 800,
+    }
+
+
+def test_a_free_shopify_order_reported_paid_is_paid(applier: Applier, db: Connection) -> None:
+    """Issue 10, defect 8: total 0.00, financial_status paid."""
+    outcome = applier.apply(events.shopify_order("orders/paid", order=777, total="0.00"))
+    assert (outcome.status, outcome.order_status) == (LedgerStatus.APPLIED, "paid")
+    assert order_row(db, "777") == {"status": "paid", "paid_amount": 0, "refunded_amount": 0}
+
+
+def test_a_hostile_but_valid_json_payload_is_stored_and_applied(
+    applier: Applier, db: Connection
+) -> None:
+    """Issue 10, defect 4: jsonb refuses \\u0000 (and 1e400 is no number it can hold)."""
+    insert_order(db, "order-1001", 2000)
+    item = events.stripe("payment_intent.succeeded")
+    body = item.body.replace(
+        '"metadata": {',
+        '"description": "gift\\u0000wrap", "\\u0000key": 1e400, "nested": '
+        + "[" * 500
+        + "]" * 500
+        + ', "metadata": {',
+    )
+    hostile = item.model_copy(update={"body": body})
+    assert "\\u0000" in hostile.body
+    assert applier.apply(hostile).status is LedgerStatus.APPLIED
+    assert order_row(db, "order-1001")["status"] == "paid"
+    stored = row(
+        db,
+        "SELECT payload #>> '{data,object,description}' AS description,"
+        " payload #>> '{data,object,\ufffdkey}' AS number, raw_body"
+        " FROM webhook_events WHERE event_id = %s",
+        hostile.event_id,
+    )
+    # jsonb holds a readable copy; the exact body is kept for replays.
+    assert stored == {"description": "gift\ufffdwrap", "number": "inf", "raw_body": hostile.body}
+
+
+def test_an_ordinary_payload_keeps_no_raw_copy(applier: Applier, db: Connection) -> None:
+    item = events.stripe("payment_intent.succeeded", order_id=None)
+    applier.apply(item)
+    assert ledger_raw_body(db, item) is None
+
+
+def ledger_raw_body(db: Connection, item: Envelope) -> object:
+    return row(db, "SELECT raw_body FROM webhook_events WHERE event_id = %s", item.event_id)[
+        "raw_body"
+    ]
+
+
+def test_a_payload_that_is_not_json_is_recorded_and_parked_after_its_own_failures(
+    applier: Applier, db: Connection
+) -> None:
+    item = events.stripe("payment_intent.succeeded").model_copy(update={"body": "{not json"})
+    for _ in range(2):
+        with pytest.raises(MalformedEvent):
+            applier.apply(item)
+    assert applier.apply(item).status is LedgerStatus.PARKED
+    parked = row(db, "SELECT reason, payload, raw_body, event_type FROM parked_events")
+    assert parked == {
+        "reason": "permanent_failure",
+        "payload": {},
+        "raw_body": "{not json",
+        "event_type": "payment_intent.succeeded",
+    }
+
+
+def test_a_lone_surrogate_in_a_payload_is_stored_and_applied(
+    applier: Applier, db: Connection
+) -> None:
+    """Valid JSON, refused by jsonb ("Unicode low surrogate must follow a high surrogate")."""
+    insert_order(db, "order-1001", 2000)
+    item = events.stripe("payment_intent.succeeded")
+    body = item.body.replace('"metadata": {', '"description": "caf\\ud800", "metadata": {')
+    hostile = item.model_copy(update={"body": body})
+    assert applier.apply(hostile).status is LedgerStatus.APPLIED
+    stored = row(
+        db,
+        "SELECT payload #>> '{data,object,description}' AS description, raw_body"
+        " FROM webhook_events WHERE event_id = %s",
+        hostile.event_id,
+    )
+    assert stored == {"description": "caf\ufffd", "raw_body": hostile.body}
+    assert order_row(db, "order-1001")["status"] == "paid"
+
+
+def test_an_id_too_large_for_its_index_is_the_events_own_failure_and_parked(
+    applier: Applier, db: Connection
+) -> None:
+    """PostgreSQL's "index row size exceeds maximum" is about the data, not an outage:
+    it fails the same way every time, so it counts and parks, and never waits forever."""
+    item = events.stripe("charge.refunded", intent="pi_long", refunded=100)
+    # The charge's own id (its group key) is short; the payment intent it names is not.
+    incompressible = "".join(hashlib.sha512(bytes([n])).hexdigest() for n in range(40))
+    item = item.model_copy(update={"body": item.body.replace("pi_long", "pi_" + incompressible)})
+    for _ in range(2):
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            applier.apply(item)
+    assert applier.apply(item).status is LedgerStatus.PARKED
+    parked = row(db, "SELECT reason, last_error FROM parked_events")
+    assert parked["reason"] == "permanent_failure"
+    assert "ProgramLimitExceeded" in str(parked["last_error"])
+
+
+@pytest.mark.parametrize("status", [408, 409, 425])
+def test_a_provider_answer_that_says_try_later_is_transient(
+    database_url: str, db: Connection, mercadopago_api: ProviderSandbox, status: int
+) -> None:
+    no_retries = Applier(
+        Database(lambda: database_url),
+        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+    )
+    mercadopago_api.failures = [status]
+    item = events.mercadopago()
+    with pytest.raises(ProviderApiUnavailable, match=str(status)):
+        no_retries.apply(item)
+    recorded = row(
+        db,
+        "SELECT failure_kind, permanent_failures FROM webhook_events WHERE event_id = %s",
+        item.event_id,
+    )
+    assert recorded == {"failure_kind": "transient", "permanent_failures": 0}
+
+
+def test_a_free_stripe_checkout_makes_its_order_paid(applier: Applier, db: Connection) -> None:
+    """Issue 10, defect 8, for Stripe: a 0.00 Checkout session has no payment intent."""
+    insert_order(db, "order-free", 0)
+    body = {
+        "id": "evt_free",
+        "type": "checkout.session.completed",
+        "data": {
+            "object": {
+                "id": "cs_test_free",
+                "object": "checkout.session",
+                "payment_intent": None,
+                "payment_status": "no_payment_required",
+                "amount_total": 0,
+                "currency": "usd",
+                "client_reference_id": "order-free",
+                "metadata": {},
+            }
+        },
+    }
+    item = events.envelope(
+        "stripe", "checkout.session.completed", "cs_test_free", body, event_id="evt_free"
+    )
+    assert applier.apply(item).status is LedgerStatus.APPLIED
+    assert order_row(db, "order-free") == {"status": "paid", "paid_amount": 0, "refunded_amount": 0}

@@ -195,6 +195,29 @@ def test_signed_event_without_an_event_id_is_400(stack: Stack) -> None:
     assert stack.messages() == []
 
 
+def test_signed_body_nested_deeper_than_can_be_read_is_400_not_500(stack: Stack) -> None:
+    payload = samples.stripe_event()
+    payload["data"]["object"]["metadata"] = "NESTED"
+    depth = 100_000
+    body = samples.encode(payload).replace(b'"NESTED"', b"[" * depth + b"]" * depth)
+    status, answer = post("stripe", body=body)
+    assert (status, answer["error"]) == (400, "malformed_event")
+    assert stack.messages() == []
+
+
+@pytest.mark.parametrize("unstorable", ["\x00", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_signed_event_whose_id_postgresql_cannot_store_is_400(
+    stack: Stack, unstorable: str
+) -> None:
+    # The ledger keys on the id, and PostgreSQL text cannot hold NUL or a lone
+    # surrogate: it could never be recorded, so it is refused here, not lost downstream.
+    body = json.dumps({**samples.stripe_event(), "id": f"evt_{unstorable}x"}).encode()
+    assert b"\\u" in body
+    status, answer = post("stripe", body=body)
+    assert (status, answer["error"]) == (400, "malformed_event")
+    assert stack.messages() == []
+
+
 def test_square_url_is_derived_from_the_request_when_not_configured(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

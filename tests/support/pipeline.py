@@ -44,10 +44,17 @@ class Pipeline:
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         return messages
 
-    def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """One invocation; delete what succeeded, like the event source mapping."""
+    def invoke(
+        self, messages: list[dict[str, Any]], timeout_seconds: float = 30.0
+    ) -> dict[str, Any]:
+        """One invocation; delete what succeeded, like the event source mapping.
+
+        `timeout_seconds` is the function's timeout (template.yaml's, 30 s, by default).
+        """
         event = sqs_event(messages, self.stack.queue_arn, "us-east-1")
-        context = FakeLambdaContext(function_name="hookline-ConsumerFunction", timeout_seconds=30.0)
+        context = FakeLambdaContext(
+            function_name="hookline-ConsumerFunction", timeout_seconds=timeout_seconds
+        )
         response = self.handler(event, context)
         self.responses.append(response)
         ids = [m["MessageId"] for m in messages]

@@ -23,8 +23,13 @@ from hookline.deadline import Deadline
 from hookline.errors import ConfigurationError, OutOfTime, ProviderApiUnavailable, ResourceNotFound
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
+# The provider's trouble, not the request's: try again later (not retried in the call).
+TRANSIENT_STATUSES = (*RETRYABLE_STATUSES, 408, 409, 425)
 # Less than this left: not worth starting a call.
 MIN_CALL_SECONDS = 1.0
+# The largest answer read; a provider API's JSON objects are far smaller.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
 
 # Query parameters: a mapping, or pairs when a name repeats (Stripe's `types[]`).
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -92,7 +97,10 @@ class JsonHttpClient:
             total=budget / attempts,
         )
         cut = attempts < self._retries + 1 or budget / attempts < attempt
-        return timeout, self._retry.new(total=attempts - 1), cut
+        # A Retry-After longer than the time left would sleep past it: our own
+        # (bounded) backoff is what fits the budget.
+        retry = self._retry.new(total=attempts - 1, respect_retry_after_header=False)
+        return timeout, retry, cut
 
     def request(
         self,
@@ -107,7 +115,8 @@ class JsonHttpClient:
         query = f"?{urlencode(params)}" if params else ""
         options: dict[str, Any] = {}
         cut = False
-        if deadline is not None:
+        bounded = deadline is not None and not deadline.unbounded
+        if deadline is not None and bounded:
             options["timeout"], options["retries"], cut = self._fit(deadline)
         try:
             response = self._pool.request(
@@ -115,8 +124,13 @@ class JsonHttpClient:
                 f"{self._base_url}/{path}{query}",
                 headers={"Accept": "application/json", **self._headers()},
                 json=body,
+                preload_content=False,
                 **options,
             )
+            try:
+                data = self._read(response, deadline if bounded else None)
+            finally:
+                response.release_conn()
         except urllib3.exceptions.HTTPError as error:
             if cut:
                 # The provider never had its full timeouts: our time ran out, not its.
@@ -129,14 +143,28 @@ class JsonHttpClient:
             raise ConfigurationError(f"{self.name} API refused the credentials ({status})")
         if status == 404:
             raise ResourceNotFound(f"{self.name} API has no such resource")
-        if status in RETRYABLE_STATUSES:
+        if status in TRANSIENT_STATUSES:
             raise ProviderApiUnavailable(f"{self.name} API answered {status}")
         if status >= 400:
             raise ResourceNotFound(f"{self.name} API refused the request ({status})")
         try:
-            document = json.loads(response.data)
+            document = json.loads(data)
         except ValueError:
             raise ProviderApiUnavailable(f"{self.name} API answered invalid JSON") from None
         if not isinstance(document, dict):
             raise ProviderApiUnavailable(f"{self.name} API answered a non-object")
         return document
+
+    def _read(self, response: urllib3.BaseHTTPResponse, deadline: Deadline | None) -> bytes:
+        """The answer's body, read in chunks: a timeout bounds each socket read, not a
+        body that trickles in, so the deadline is checked between chunks."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := response.read1(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise ProviderApiUnavailable(f"{self.name} API answered more than expected")
+            if deadline is not None and deadline.remaining() <= 0:
+                raise OutOfTime(f"{self.name} API answer did not arrive in the time left")
+            chunks.append(chunk)
+        return b"".join(chunks)

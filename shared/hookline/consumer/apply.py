@@ -1,30 +1,49 @@
-"""Applying one event: one transaction holding the ledger row and the domain change."""
+"""Applying one event: one transaction holding the ledger row and the domain change.
+
+How an attempt ends decides what happens next, and whose fault it was:
+- applied (or stale, ignored, orphaned): committed with its ledger row;
+- a dependency failed (PostgreSQL, a provider API): `ServiceUnavailable`, try
+  again later; it never counts against the event;
+- out of time: `OutOfTime`, handed back untouched;
+- the event itself failed (malformed, unknown to the provider, a handler bug):
+  recorded as one of its own failures, and once it has failed
+  `max_permanent_failures` times it is parked, here, with its reason, so it
+  stops blocking the events behind it in its FIFO group.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from hookline.database import Connection, Database, describe
-from hookline.envelope import Envelope
-from hookline.errors import DatabaseUnavailable, MalformedEvent
+from hookline.database import QUERY_CANCELED, Connection, Database, describe, is_transient
+from hookline.deadline import Deadline
+from hookline.envelope import RECOVERED_HEADER, Envelope
+from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
 from hookline.handlers import Event, HandlerContext, HandlerRegistry, Outcome, PaymentFetcher
 from hookline.handlers import registry as default_registry
-from hookline.ledger import LedgerStatus, claim, finish, park, record_failure
-from hookline.observability import logger
+from hookline.ledger import (
+    PERMANENT_FAILURE_REASON,
+    FailureKind,
+    LedgerStatus,
+    claim,
+    finish,
+    park,
+    record_failure,
+)
+from hookline.locks import RowLocks
+from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
-
-
-def _payload(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise MalformedEvent("the event body is not JSON") from None
+from hookline.payloads import Stored, parse, store
+from hookline.payments import report_order_changes
+from hookline.storable import storable_text
 
 
 class Applier:
@@ -35,34 +54,53 @@ class Applier:
         *,
         registry: HandlerRegistry = default_registry,
         orphan_deadline: timedelta = timedelta(hours=72),
+        max_permanent_failures: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._database = database
         self._mercadopago = mercadopago
         self._registry = registry
         self._orphan_deadline = orphan_deadline
+        self._max_permanent_failures = max_permanent_failures
         self._clock = clock
 
     def start_batch(self) -> None:
         """A new invocation: try the database again even if it just failed."""
         self._database.clear_failure()
 
-    def apply(self, envelope: Envelope) -> Outcome:
+    @contextmanager
+    def cancelled_at(self, deadline: Deadline) -> Iterator[None]:
+        """Cancel whatever statement still runs at `deadline` (a lock wait, a slow query):
+        the event it belongs to is handed back, and the invocation ends in time."""
+        if deadline.unbounded:
+            yield
+            return
+        timer = threading.Timer(max(0.0, deadline.remaining()), self._database.cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def apply(self, envelope: Envelope, deadline: Deadline | None = None) -> Outcome:
         """Apply `envelope` exactly once. Raises on failure, after recording the error.
 
-        DatabaseUnavailable (and any ServiceUnavailable) means "try again later";
-        anything else means the event cannot apply as it is.
+        DatabaseUnavailable (and any ServiceUnavailable) means "try again later",
+        OutOfTime "hand it back"; anything else means the event cannot apply as
+        it is (returned as `parked` once that has happened often enough).
         """
         connection = self._database.connection()
-        payload: Any = None
+        parsed: Any = None
         try:
-            payload = _payload(envelope.body)
+            parsed = parse(envelope.body)
             with connection.transaction():
-                claimed = claim(connection, envelope, payload)
+                claimed = claim(connection, envelope, store(envelope.body, parsed))
                 if not claimed.run:
                     existing = claimed.existing or LedgerStatus.APPLIED
                     return Outcome(existing, duplicate=True)
-                outcome = self._run_handler(connection, envelope, payload)
+                locks = RowLocks(connection)
+                outcome = self._run_handler(locks, envelope, parsed, deadline)
                 finish(connection, envelope, outcome.status, order_id=outcome.order_id)
                 if outcome.status is LedgerStatus.ORPHANED and self._past_deadline(envelope):
                     park(
@@ -71,35 +109,109 @@ class Applier:
                         envelope.event_id,
                         ORPHAN_REASON,
                         f"order {outcome.order_id} unknown after the deadline",
+                        orphan=True,
                     )
                     outcome = replace(outcome, status=LedgerStatus.PARKED)
-            return outcome
-        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        except psycopg.Error as error:
             if connection.closed or connection.broken:
                 self._database.discard()
-            raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
-        except Exception as error:
-            self._record_failure(connection, envelope, payload, error)
+            if error.sqlstate == QUERY_CANCELED and deadline and deadline.remaining() <= 0:
+                raise OutOfTime("the invocation's time ran out in the database") from error
+            if is_transient(error):
+                raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
+            return self._failed_on_its_own(connection, envelope, parsed, error)
+        except OutOfTime:
             raise
+        except ServiceUnavailable as error:
+            self._record_failure(connection, envelope, parsed, error, FailureKind.TRANSIENT)
+            raise
+        except Exception as error:  # noqa: BLE001 - any other error is the event's own
+            return self._failed_on_its_own(connection, envelope, parsed, error)
+        # Committed: now, and only now, the transitions it made are facts to report.
+        report_order_changes(locks.order_changes)
+        if envelope.headers.get(RECOVERED_HEADER) == "true":
+            # This copy came from the provider's event list and applied first:
+            # its webhook never arrived (docs/operations.md, RecoveredEventsAlarm).
+            count("EventsRecovered", provider=envelope.provider)
+            logger.warning(
+                "missed event applied from recovery: webhooks are being lost upstream",
+                extra={"provider": envelope.provider, "event_id": envelope.event_id},
+            )
+        return outcome
 
-    def _run_handler(self, connection: Connection, envelope: Envelope, payload: Any) -> Outcome:
+    def _run_handler(
+        self, locks: RowLocks, envelope: Envelope, payload: Any, deadline: Deadline | None
+    ) -> Outcome:
         handler = self._registry.get(envelope.provider, envelope.event_type)
         if handler is None:
             return Outcome(LedgerStatus.IGNORED)
         if not isinstance(payload, dict):
             raise MalformedEvent("the event body is not a JSON object")
-        return handler(HandlerContext(connection, self._mercadopago), Event(envelope, payload))
+        context = HandlerContext(locks, self._mercadopago, deadline or Deadline.never())
+        return handler(context, Event(envelope, payload))
+
+    def _failed_on_its_own(
+        self, connection: Connection, envelope: Envelope, parsed: Any, error: Exception
+    ) -> Outcome:
+        """Record the event's own failure: `parked` once there have been enough, else raise."""
+        if not self._record_failure(connection, envelope, parsed, error, FailureKind.PERMANENT):
+            raise error
+        logger.warning(
+            "event parked: it failed on its own every attempt",
+            extra={
+                "provider": envelope.provider,
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "error": describe(error),
+            },
+        )
+        return Outcome(LedgerStatus.PARKED)
 
     def _past_deadline(self, envelope: Envelope) -> bool:
         happened = envelope.occurred_at or envelope.received_at
         return happened < self._clock() - self._orphan_deadline
 
     def _record_failure(
-        self, connection: Connection, envelope: Envelope, payload: Any, error: Exception
-    ) -> None:
-        try:
-            with connection.transaction():
-                record_failure(connection, envelope, payload, describe(error))
-        except psycopg.Error as record_error:
-            # The original error is what matters; SQS will deliver the event again.
-            logger.warning("could not record the failure", extra={"error": describe(record_error)})
+        self,
+        connection: Connection,
+        envelope: Envelope,
+        parsed: Any,
+        error: Exception,
+        kind: FailureKind,
+    ) -> bool:
+        """Record the failed attempt; park the event once its own failures reach the limit.
+
+        Returns whether it parked. Both happen in one transaction, or neither. If the
+        payload itself cannot be stored, the failure is recorded with the body alone,
+        so an event's own failures always count and it can always be parked.
+        """
+        for stored in (
+            store(envelope.body, parsed),
+            Stored(Jsonb({}), storable_text(envelope.body)),
+        ):
+            try:
+                with connection.transaction():
+                    failures = record_failure(connection, envelope, stored, describe(error), kind)
+                    if (
+                        kind is FailureKind.PERMANENT
+                        and failures is not None
+                        and failures >= self._max_permanent_failures
+                    ):
+                        return park(
+                            connection,
+                            envelope.provider,
+                            envelope.event_id,
+                            PERMANENT_FAILURE_REASON,
+                            describe(error),
+                        )
+                return False
+            except psycopg.Error as record_error:
+                if connection.closed or connection.broken:
+                    self._database.discard()
+                # The original error is what matters; SQS will deliver the event again.
+                logger.warning(
+                    "could not record the failure", extra={"error": describe(record_error)}
+                )
+                if is_transient(record_error):
+                    return False
+        return False

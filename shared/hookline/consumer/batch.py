@@ -8,8 +8,13 @@ guarantees exactly-once, so an idempotency-store outage degrades to ledger-only
 dedup instead of blocking traffic.
 
 A failed message's visibility timeout is set from its receive count: transient
-failures back off exponentially, permanent ones come back at once and reach the
-DLQ after maxReceiveCount receives instead of blocking their group for hours.
+failures back off exponentially; an event's own (permanent) failures come back
+at once, and the applier parks the event after MAX_PERMANENT_FAILURES of them,
+so it stops blocking its group within seconds.
+
+Each record starts only if enough of the invocation is left (`Deadline`); one
+that cannot start, or whose provider call no longer fits, is handed back at
+once and never counts as a failure.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from pydantic import ValidationError
 
 from hookline.consumer.apply import Applier
 from hookline.database import describe
+from hookline.deadline import Deadline
 from hookline.envelope import Envelope
-from hookline.errors import DatabaseUnavailable, MalformedEvent, ServiceUnavailable
+from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
 from hookline.handlers import Outcome
 from hookline.ledger import LedgerStatus
-from hookline.observability import DATABASE_FAILURES_METRIC, count, logger, metrics
+from hookline.observability import DATABASE_FAILURES_METRIC, count, gauge, logger, metrics
 from hookline.queue import EventQueue
 
 # Longer than the longest provider retry window (Stripe retries for 3 days).
@@ -55,17 +61,27 @@ OUTCOME_METRICS = {
 
 TRANSIENT_ERRORS = (ServiceUnavailable, IdempotencyAlreadyInProgressError)
 
+# Kept back from the Lambda timeout to answer and set retry delays.
+FINISH_RESERVE_SECONDS = 2.0
+# An event starts only with this much left: two idempotency-store calls (at most
+# 4 s each), the database apply (cancelled at the deadline) and a provider call
+# trimmed to what remains.
+START_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     base_seconds: int = 30
     max_seconds: int = 900
+    # The event's own failures come back soon, not at once: a provider's API
+    # may not show a resource for a few seconds (eventual consistency), and the
+    # event is parked on its third failure, about 30 s after its first.
+    permanent_seconds: int = 10
 
     def delay(self, receive_count: int, *, transient: bool) -> int:
         """Seconds until SQS delivers a failed message again."""
-        if not transient:
-            return 0
-        return min(self.max_seconds, self.base_seconds << max(0, receive_count - 1))
+        base = self.base_seconds if transient else self.permanent_seconds
+        return min(self.max_seconds, base << max(0, receive_count - 1))
 
 
 @dataclass
@@ -79,6 +95,14 @@ class _RetryDelays:
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     # Called by Powertools only when it answers from the idempotency store.
     return {**response, "duplicate": True} if isinstance(response, dict) else response
+
+
+@dataclass
+class _Attempt:
+    """What applying one record did, kept in case the idempotency store fails around it."""
+
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
 
 
 class Consumer:
@@ -115,23 +139,32 @@ class Consumer:
             self._config.register_lambda_context(context)
         delays = _RetryDelays()
         self._applier.start_batch()
+        deadline = Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS)
         # Powertools passes the record as the keyword `record`.
-        handler = functools.partial(self._record, delays=delays)
-        with self._processor(event["Records"], handler, context):
+        handler = functools.partial(self._record, delays=delays, deadline=deadline)
+        with (
+            self._applier.cancelled_at(deadline),
+            self._processor(event["Records"], handler, context),
+        ):
             self._processor.process()
         self._back_off(delays)
         return dict(self._processor.response())
 
-    def _record(self, record: SQSRecord, delays: _RetryDelays) -> dict[str, Any]:
+    def _record(
+        self, record: SQSRecord, delays: _RetryDelays, deadline: Deadline
+    ) -> dict[str, Any]:
         try:
             envelope = Envelope.model_validate_json(record.body)
         except ValidationError:
             self._failed(record, delays, MalformedEvent("the message is not an envelope"), None)
             raise MalformedEvent("the message is not an envelope") from None
-        result: dict[str, Any]
+        attempt = _Attempt()
         try:
+            deadline.require(START_SECONDS, "start this event")
             try:
-                result = self._apply_once(envelope=envelope)
+                result: dict[str, Any] = self._apply_once(
+                    envelope=envelope, deadline=deadline, attempt=attempt
+                )
             except IdempotencyPersistenceLayerError as error:
                 # The ledger still dedups: carry on without the idempotency store.
                 logger.warning(
@@ -139,15 +172,32 @@ class Consumer:
                     extra={"error": describe(error)},
                 )
                 count("IdempotencyUnavailable")
-                result = self._apply(envelope=envelope)
+                result = self._after_store_failure(envelope, deadline, attempt)
         except Exception as error:
             self._failed(record, delays, error, envelope)
             raise
         self._observe(envelope, Outcome.from_dict(result))
         return result
 
-    def _apply(self, *, envelope: Envelope) -> dict[str, Any]:
-        return self._applier.apply(envelope).as_dict()
+    def _after_store_failure(
+        self, envelope: Envelope, deadline: Deadline, attempt: _Attempt
+    ) -> dict[str, Any]:
+        """The store failed before or after the apply: never apply (or count) twice."""
+        if attempt.error is not None:
+            raise attempt.error
+        if attempt.result is not None:
+            return attempt.result  # applied and committed; only saving the record failed
+        return self._apply(envelope=envelope, deadline=deadline, attempt=attempt)
+
+    def _apply(
+        self, *, envelope: Envelope, deadline: Deadline, attempt: _Attempt
+    ) -> dict[str, Any]:
+        try:
+            attempt.result = self._applier.apply(envelope, deadline).as_dict()
+        except Exception as error:
+            attempt.error = error
+            raise
+        return attempt.result
 
     def _observe(self, envelope: Envelope, outcome: Outcome) -> None:
         fields = {
@@ -161,9 +211,6 @@ class Consumer:
             logger.info("event already handled", extra=fields)
             return
         count(OUTCOME_METRICS.get(outcome.status, "EventsApplied"))
-        if outcome.amount_mismatch:
-            count("AmountMismatches")
-            logger.warning("order amount mismatch", extra={**fields, "order_id": outcome.order_id})
         latency = (self._clock() - envelope.received_at).total_seconds() * 1000
         metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Milliseconds, value=latency)
         logger.info(
@@ -178,14 +225,36 @@ class Consumer:
         error: Exception,
         envelope: Envelope | None,
     ) -> None:
-        transient = isinstance(error, TRANSIENT_ERRORS)
         receives = int(record.attributes.approximate_receive_count or 1)
-        delay = self._retry.delay(receives, transient=transient)
-        delays.by_message[record.message_id] = delay
         group = record.attributes.message_group_id
+        if isinstance(error, OutOfTime):
+            # Not a failure: it comes straight back to an invocation with time to spare.
+            delays.by_message[record.message_id] = 0
+            if group is not None:
+                delays.by_group.setdefault(group, 0)
+            count("EventsHandedBack")
+            logger.info(
+                "event handed back: not enough time left",
+                extra={
+                    "message_id": record.message_id,
+                    "event_id": envelope.event_id if envelope else None,
+                    "reason": str(error),
+                },
+            )
+            return
+        transient = isinstance(error, TRANSIENT_ERRORS)
+        # A message that is not an envelope never becomes one: no reason to wait
+        # before SQS takes it to the DLQ, where the reconciler parks it.
+        delay = 0 if envelope is None else self._retry.delay(receives, transient=transient)
+        delays.by_message[record.message_id] = delay
         if group is not None:
             delays.by_group.setdefault(group, delay)
         count("EventsFailed", kind="transient" if transient else "permanent")
+        if transient and envelope is not None:
+            # Waiting on a dependency: how long it has waited is what the
+            # EventsWaitingAlarm watches (redrives reset the queue's own age).
+            waited = (self._clock() - envelope.received_at).total_seconds()
+            gauge("WaitingEventAge", max(0.0, waited), unit=MetricUnit.Seconds)
         if isinstance(error, DatabaseUnavailable):
             # The reconciler's circuit breaker reads this (reconcile/breaker.py).
             count(DATABASE_FAILURES_METRIC)

@@ -63,6 +63,7 @@ def build_consumer(settings: ConsumerSettings) -> Consumer:
             settings.mercadopago_api_url,
         ),
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
+        max_permanent_failures=settings.max_permanent_failures,
     )
     return Consumer(
         applier,
@@ -70,11 +71,15 @@ def build_consumer(settings: ConsumerSettings) -> Consumer:
             table_name=settings.idempotency_table,
             # Fail fast: without the store the ledger still dedups (batch.py).
             boto_config=Config(
-                connect_timeout=2, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
+                connect_timeout=1, read_timeout=1, retries={"mode": "standard", "max_attempts": 2}
             ),
         ),
         EventQueue(settings.queue_url, boto3.client("sqs", config=CLIENT_CONFIG)),
-        RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+        RetryPolicy(
+            settings.retry_base_seconds,
+            settings.retry_max_seconds,
+            settings.retry_permanent_seconds,
+        ),
     )
 
 

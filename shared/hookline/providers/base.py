@@ -62,7 +62,8 @@ def check_timestamp(timestamp: str, *, now: float, tolerance: int) -> None:
 def json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nested deeper than any provider sends (and than can be read).
         raise MalformedEvent("body is not UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise MalformedEvent("body is not a JSON object")
