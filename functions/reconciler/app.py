@@ -11,4 +11,4 @@ from hookline.reconcile.build import reconciler
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return reconciler().handle(event)
+    return reconciler().handle(event, context)

@@ -3,7 +3,13 @@
 The payment was applied at the time; only the order was missing. Once the
 order exists, recomputing it from its payments gives the same result whatever
 order the events came in, so settling needs no replay. Past the deadline an
-orphan is parked for a human. The reconciler calls `settle` on its schedule.
+orphan whose order still does not exist is parked for a human. The reconciler
+calls `settle` on its schedule.
+
+Every orphan whose order exists is settled, however many others wait for
+orders that never come (abandoned checkouts): the orders are found by joining
+on them, not by walking the oldest orphans. Each order is its own transaction,
+so one that cannot be settled is logged and counted, and the rest go on.
 """
 
 from __future__ import annotations
@@ -11,58 +17,133 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hookline.database import Connection
+import psycopg
+
+from hookline.database import Connection, describe
+from hookline.deadline import Deadline
+from hookline.errors import DatabaseUnavailable
 from hookline.ledger import park
-from hookline.payments import sync_order
+from hookline.locks import RowLocks
+from hookline.observability import count, logger
+from hookline.payments import report_order_changes, sync_order
 
 ORPHAN_REASON = "orphan_deadline"
+# Stop starting new work with less than this left; the next run goes on.
+MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class SettleResult:
     settled: int = 0
     parked: int = 0
+    # Orders that still have orphans waiting for them.
     waiting: int = 0
-    mismatched_orders: int = 0
 
 
 def settle(
-    connection: Connection, *, now: datetime, deadline: timedelta, limit: int = 500
+    connection: Connection,
+    *,
+    now: datetime,
+    deadline: timedelta,
+    until: Deadline | None = None,
+    batch: int = 200,
 ) -> SettleResult:
-    """Apply orphans whose order now exists (oldest first); park those past `deadline`."""
-    orders = connection.execute(
-        "SELECT order_id FROM webhook_events WHERE status = 'orphaned'"
-        " GROUP BY order_id ORDER BY min(coalesce(occurred_at, received_at)) LIMIT %s",
-        (limit,),
-    ).fetchall()
-    settled = parked = waiting = mismatched = 0
-    for row in orders:
-        order_id = row["order_id"]
-        with connection.transaction():
-            change = sync_order(connection, order_id)
-            if change is not None:
-                result = connection.execute(
-                    "UPDATE webhook_events SET status = 'applied', processed_at = now()"
-                    " WHERE status = 'orphaned' AND order_id = %s",
-                    (order_id,),
+    """Apply orphans whose order now exists; park those past `deadline` whose order does not."""
+    until = until or Deadline.never()
+    settled = 0
+    after = ""
+    while until.remaining() > MARGIN_SECONDS:
+        orders = [
+            row["order_id"]
+            for row in connection.execute(
+                "SELECT DISTINCT e.order_id FROM webhook_events e"
+                " WHERE e.status = 'orphaned' AND e.order_id > %s"
+                " AND EXISTS (SELECT 1 FROM orders o WHERE o.id = e.order_id)"
+                " ORDER BY e.order_id LIMIT %s",
+                (after, batch),
+            )
+        ]
+        for order_id in orders:
+            if until.remaining() <= MARGIN_SECONDS:
+                break
+            after = order_id
+            try:
+                settled += _settle_order(connection, order_id)
+            except (DatabaseUnavailable, psycopg.Error) as error:
+                _broken(connection, error)
+                count("OrphansFailed")
+                logger.error(
+                    "orphan could not be settled",
+                    extra={"order_id": order_id, "error": describe(error)},
                 )
-                settled += result.rowcount
-                mismatched += int(change.became_mismatch)
-                continue
-            expired = connection.execute(
-                "SELECT provider, event_id FROM webhook_events"
-                " WHERE status = 'orphaned' AND order_id = %s"
-                " AND coalesce(occurred_at, received_at) < %s FOR UPDATE SKIP LOCKED",
-                (order_id, now - deadline),
-            ).fetchall()
-            for event in expired:
-                park(
-                    connection,
-                    event["provider"],
-                    event["event_id"],
-                    ORPHAN_REASON,
-                    f"order {order_id} did not appear within {deadline}",
+        if len(orders) < batch:
+            break
+    parked = _park_expired(connection, now - deadline, deadline, until)
+    waiting = connection.execute(
+        "SELECT count(DISTINCT order_id) AS n FROM webhook_events WHERE status = 'orphaned'"
+    ).fetchone()
+    assert waiting is not None
+    return SettleResult(settled, parked, int(waiting["n"]))
+
+
+def _broken(connection: Connection, error: Exception) -> None:
+    """A broken connection ends the step (every further item would fail the same way)."""
+    if connection.closed or connection.broken:
+        raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
+
+
+def _settle_order(connection: Connection, order_id: str) -> int:
+    """Recompute the order and mark its orphans applied; how many were."""
+    with connection.transaction():
+        locks = RowLocks(connection)
+        if sync_order(locks, order_id) is None:  # the shop deleted it meanwhile
+            return 0
+        result = connection.execute(
+            "UPDATE webhook_events SET status = 'applied', processed_at = now()"
+            " WHERE status = 'orphaned' AND order_id = %s",
+            (order_id,),
+        )
+    report_order_changes(locks.order_changes)
+    return result.rowcount
+
+
+def _park_expired(
+    connection: Connection, cutoff: datetime, deadline: timedelta, until: Deadline
+) -> int:
+    parked = 0
+    while until.remaining() > MARGIN_SECONDS:
+        expired = connection.execute(
+            "SELECT provider, event_id, order_id FROM webhook_events e"
+            " WHERE status = 'orphaned' AND coalesce(occurred_at, received_at) < %s"
+            " AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = e.order_id)"
+            " ORDER BY coalesce(occurred_at, received_at) LIMIT 100",
+            (cutoff,),
+        ).fetchall()
+        progressed = False
+        for event in expired:
+            try:
+                with connection.transaction():
+                    exists = connection.execute(
+                        "SELECT 1 FROM orders WHERE id = %s", (event["order_id"],)
+                    ).fetchone()
+                    if exists is None and park(
+                        connection,
+                        event["provider"],
+                        event["event_id"],
+                        ORPHAN_REASON,
+                        f"order {event['order_id']} did not appear within {deadline}",
+                        orphan=True,
+                    ):
+                        parked += 1
+                        progressed = True
+                        count("EventsParked", reason=ORPHAN_REASON)
+            except psycopg.Error as error:
+                _broken(connection, error)
+                count("OrphansFailed")
+                logger.error(
+                    "expired orphan could not be parked",
+                    extra={"event_id": event["event_id"], "error": describe(error)},
                 )
-            parked += len(expired)
-            waiting += 1 if not expired else 0
-    return SettleResult(settled, parked, waiting, mismatched)
+        if len(expired) < 100 or not progressed:
+            break
+    return parked

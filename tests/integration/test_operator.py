@@ -3,11 +3,12 @@ events (list, show, resolve with or without a replay)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from hookline.envelope import REPLAY_OF_HEADER, Envelope
+from hookline.envelope import RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
 
 from tests.support import events
 from tests.support.pipeline import Pipeline
@@ -132,10 +133,43 @@ def test_parked_events_are_listed_shown_and_resolved(
     resolved = reconcile(
         {"action": "resolve", "id": listed["id"], "resolution": "fixed the order", "replay": True}
     )
-    assert resolved["ok"] is True
+    assert resolved["ok"] is True, resolved
     assert len(resolved["replay"]["replayed"]) == 1
     pipeline.drain()
     assert db.execute("SELECT status FROM orders").fetchone() == {"status": "paid"}
     assert reconcile({"action": "parked"})["parked"] == []
     again = reconcile({"action": "resolve", "id": listed["id"], "resolution": "again"})
     assert again == {"ok": False, "error": f"no open parked event {listed['id']}"}
+
+
+def test_a_replay_of_a_recovered_event_is_not_counted_as_recovered_again(
+    pipeline: Pipeline, reconcile: Handler, db: Any, output: pytest.CaptureFixture[str]
+) -> None:
+    insert_order(db, "order-1001", 2000)
+    event = events.stripe("payment_intent.succeeded", order_id="order-1001")
+    recovered = event.model_copy(update={"headers": {RECOVERED_HEADER: "true"}})
+    pipeline.send([recovered])
+    pipeline.drain()
+    assert '"EventsRecovered"' in output.readouterr().out  # its webhook never came
+    answer = reconcile({"action": "replay", "event_id": event.event_id})
+    (message,) = pipeline.stack.messages()
+    assert RECOVERED_HEADER not in json.loads(message["Body"])["headers"]
+    pipeline.drain()
+    assert '"EventsRecovered"' not in output.readouterr().out
+    assert ledger(db)[answer["replayed"][0]] == "applied"
+
+
+def test_an_event_whose_replay_id_would_be_too_long_is_replayed_under_a_digest(
+    pipeline: Pipeline, reconcile: Handler, db: Any
+) -> None:
+    insert_order(db, "order-1001", 2000)
+    long_id = "evt_" + "9" * 500
+    pipeline.send([events.stripe("payment_intent.succeeded", event_id=long_id)])
+    pipeline.drain()
+    answer = reconcile({"action": "replay", "event_id": long_id})
+    assert answer["ok"] is True, answer
+    (replay_id,) = answer["replayed"]
+    assert replay_id.startswith("sha256-")
+    assert len(replay_id) <= 512
+    (message,) = pipeline.stack.messages()
+    assert json.loads(message["Body"])["headers"][REPLAY_OF_HEADER] == long_id

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hookline.consumer.build import consumer
 from hookline.envelope import Envelope
 from hookline.reconcile import redrive
-from hookline.reconcile.redrive import REDRIVES_ATTRIBUTE, Redriver
+from hookline.reconcile.redrive import REDRIVES_ATTRIBUTE, Judgement, Redriver, Verdict
 
 from tests.conftest import UNREACHABLE_DATABASE, point_reconciler_at
 from tests.support import events
@@ -57,9 +58,32 @@ def put_dead_letter(pipeline: Pipeline, body: str, redrives: int | None = None) 
     )
 
 
-def test_a_poison_event_is_redriven_max_redrives_times_then_parked(
-    pipeline: Pipeline, reconcile: Handler, db: Any
+def record_own_failures(db: Any, item: Envelope, error: str, failures: int) -> None:
+    """The ledger row the consumer writes when an event fails on its own (not an outage)."""
+    db.execute(
+        "INSERT INTO webhook_events (provider, event_id, event_type, object_id, received_at,"
+        " status, attempts, last_error, failure_kind, permanent_failures, payload)"
+        " VALUES (%s, %s, %s, %s, %s, 'failed', %s, %s, 'permanent', %s, %s::jsonb)",
+        (
+            item.provider,
+            item.event_id,
+            item.event_type,
+            item.object_id,
+            item.received_at,
+            failures,
+            error,
+            failures,
+            item.body,
+        ),
+    )
+
+
+def test_a_dead_letter_that_failed_on_its_own_is_redriven_max_redrives_times_then_parked(
+    pipeline: Pipeline, reconcile: Handler, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A consumer that never parks by itself: the poison reaches the DLQ on receive counts.
+    monkeypatch.setenv("MAX_PERMANENT_FAILURES", "100")
+    consumer.cache_clear()
     pipeline.send([poison()])
     for round_ in range(1, 4):
         pipeline.drain()
@@ -78,8 +102,8 @@ def test_a_poison_event_is_redriven_max_redrives_times_then_parked(
     assert "data.object.amount" in parked[0]["last_error"]
     assert parked[0]["payload"]["data"]["object"]["amount"] == "lots"
     ledger = db.execute("SELECT status, attempts FROM webhook_events").fetchone()
-    # 4 trips through the queue, MaxReceiveCount (5) receives each.
-    assert ledger == {"status": "parked", "attempts": 20}
+    # 4 trips through the queue, MaxReceiveCount (10) receives each.
+    assert ledger == {"status": "parked", "attempts": 40}
     runs = db.execute(
         "SELECT status, redriven, parked FROM reconciliation_runs ORDER BY id"
     ).fetchall()
@@ -110,8 +134,8 @@ def test_a_crash_between_resend_and_delete_loses_nothing(
         CrashAfterSend(pipeline.stack.sqs),
         pipeline.stack.queue_url,
         pipeline.stack.dlq_url,
-        3,
-        lambda letter, reason: None,
+        lambda letter: Judgement(Verdict.REDRIVE),
+        lambda letter, reason: True,
     )
     with pytest.raises(SystemExit):
         crashing.run()
@@ -129,6 +153,9 @@ def test_a_database_outage_parks_nothing_and_the_run_after_it_does(
     pipeline: Pipeline, reconcile: Handler, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_dead_letter(pipeline, poison().to_message_body(), redrives=3)
+    # It failed on its own on each of its 4 trips through the queue.
+    record_own_failures(db, poison(), "MalformedEvent: data.object.amount is not a number", 4)
+    monkeypatch.setenv("MAX_PERMANENT_FAILURES", "100")
     database_url = os.environ["DATABASE_URL"]
     point_reconciler_at(monkeypatch, UNREACHABLE_DATABASE)
     skipped = reconcile({"action": "reconcile"})
@@ -138,11 +165,13 @@ def test_a_database_outage_parks_nothing_and_the_run_after_it_does(
 
     point_reconciler_at(monkeypatch, database_url)  # the database is back
     assert reconcile({"action": "reconcile"})["parked"] == 1
-    parked = db.execute("SELECT provider, event_id, reason, payload FROM parked_events").fetchone()
-    # It never reached the ledger: the event body is what is kept.
+    parked = db.execute(
+        "SELECT provider, event_id, reason, payload, last_error FROM parked_events"
+    ).fetchone()
     assert parked["event_id"] == "evt_poison"
     assert parked["reason"] == "redrive_limit"
     assert parked["payload"]["id"] == "evt_poison"
+    assert parked["last_error"] == "MalformedEvent: data.object.amount is not a number"
     assert dead_letters(pipeline) == []
 
 

@@ -3,8 +3,9 @@
 - Mercado Pago's events are thin: the consumer fetches GET /v1/payments/{id}.
   `hookline send mercadopago` registers each payment first (POST
   /mercadopago/_sandbox/payments, a sandbox route, not Mercado Pago's).
-- The reconciler lists Stripe's events (GET /v1/events) and searches Square's
-  (POST /v2/events) to recover events whose webhook never arrived.
+- The reconciler lists Stripe's events (GET /v1/events: `created[gte|gt|lt|lte]`,
+  `types[]`, at most 20) and searches Square's (POST /v2/events: `created_at`
+  `start_at`/`end_at`, `event_types`) to recover events whose webhook never arrived.
 
 The local stack points the API URL parameters here; tests start one to serve
 documented response shapes, pages, errors and 429s.
@@ -13,7 +14,9 @@ documented response shapes, pages, errors and 429s.
 from __future__ import annotations
 
 import json
+import operator
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,8 @@ MERCADOPAGO_PREFIX = "/mercadopago"
 STRIPE_PREFIX = "/stripe"
 SQUARE_PREFIX = "/square"
 REGISTER_PATH = f"{MERCADOPAGO_PREFIX}/_sandbox/payments"
+# Stripe refuses more `types[]` than this in one request.
+STRIPE_MAX_TYPES = 20
 
 
 def mercadopago_payment(
@@ -77,7 +82,13 @@ class ProviderSandbox:
     # Statuses to answer before serving normally (e.g. [503, 429]); `down` refuses all.
     failures: list[int] = field(default_factory=list)
     down: bool = False
+    # Seconds every Mercado Pago GET waits before its answer (a slow API); other
+    # requests are served meanwhile.
+    delay_seconds: float = 0.0
+    # Each request as the provider's API sees it (path and query), and beside it
+    # its JSON body (None without one), e.g. Square's search filters.
     requests: list[str] = field(default_factory=list)
+    bodies: list[Any] = field(default_factory=list)
     url: str = ""
 
     @property
@@ -102,6 +113,10 @@ class ProviderSandbox:
         prefix, _, rest = path.partition("/")[2].partition("/")
         # As the provider's API sees it, without the sandbox's prefix.
         self.requests.append("/" + rest)
+        try:
+            self.bodies.append(json.loads(body) if body else None)
+        except ValueError:
+            self.bodies.append(None)
         if self.down:
             return 503, {"message": "service unavailable"}
         if self.failures:
@@ -119,16 +134,39 @@ class ProviderSandbox:
             if payment_id in self.payments:
                 return 200, self.payments[payment_id]
         if prefix == "stripe" and method == "GET" and split.path == "/v1/events":
-            return 200, self._stripe_page(dict(parse_qsl(split.query)))
+            return self._stripe_page(parse_qsl(split.query))
         if prefix == "square" and method == "POST" and split.path == "/v2/events":
             return 200, self._square_page(json.loads(body or b"{}"))
         return 404, {"message": "not found", "error": "not_found", "status": 404}
 
-    def _stripe_page(self, params: dict[str, str]) -> dict[str, Any]:
-        """GET /v1/events: newest first, `created[gte]`, `starting_after`, `has_more`."""
-        since = int(params.get("created[gte]", "0"))
+    def _stripe_page(self, query: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
+        """GET /v1/events: newest first, `created[gte|gt|lt|lte]`, `types[]` (or `type`),
+        `starting_after`, `has_more`."""
+        params = dict(query)
+        types = {value for name, value in query if name == "types[]"}
+        if len(types) > STRIPE_MAX_TYPES:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": f"types: at most {STRIPE_MAX_TYPES} event types",
+                    "param": "types",
+                }
+            }
+        if "type" in params:
+            types.add(params["type"])
+        bounds = {"gte": operator.ge, "gt": operator.gt, "lt": operator.lt, "lte": operator.le}
+        limits = [
+            (bounds[op], int(params[f"created[{op}]"]))
+            for op in bounds
+            if f"created[{op}]" in params
+        ]
         listed = sorted(
-            (e for e in self.stripe_events if int(e["created"]) >= since),
+            (
+                e
+                for e in self.stripe_events
+                if all(test(int(e["created"]), bound) for test, bound in limits)
+                and (not types or e.get("type") in types)
+            ),
             key=lambda e: (-int(e["created"]), str(e["id"])),
         )
         after = params.get("starting_after")
@@ -136,7 +174,7 @@ class ProviderSandbox:
             ids = [str(e["id"]) for e in listed]
             listed = listed[ids.index(after) + 1 :] if after in ids else []
         size = min(int(params.get("limit", "10")), self.page_size)
-        return {
+        return 200, {
             "object": "list",
             "url": "/v1/events",
             "data": listed[:size],
@@ -144,17 +182,24 @@ class ProviderSandbox:
         }
 
     def _square_page(self, request: dict[str, Any]) -> dict[str, Any]:
-        """POST /v2/events (SearchEvents): oldest first, `created_at.start_at`, `cursor`."""
-        start = _parse_time(
-            request.get("query", {}).get("filter", {}).get("created_at", {}).get("start_at", "")
-        )
+        """POST /v2/events (SearchEvents): oldest first, `created_at.start_at` (inclusive)
+        and `end_at` (exclusive), `event_types`, `cursor`."""
+        query_filter = request.get("query", {}).get("filter", {})
+        created = query_filter.get("created_at", {})
+        start = _parse_time(created.get("start_at", ""))
+        end = _parse_time(created.get("end_at", ""))
+        types = set(query_filter.get("event_types") or ())
+
+        def wanted(event: dict[str, Any]) -> bool:
+            moment = _parse_time(event["created_at"])
+            if moment is not None and start is not None and moment < start:
+                return False
+            if moment is not None and end is not None and moment >= end:
+                return False
+            return not types or event.get("type") in types
+
         listed = sorted(
-            (
-                e
-                for e in self.square_events
-                if start is None or (_parse_time(e["created_at"]) or start) >= start
-            ),
-            key=lambda e: str(e["created_at"]),
+            (e for e in self.square_events if wanted(e)), key=lambda e: str(e["created_at"])
         )
         offset = int(request.get("cursor") or 0)
         size = min(int(request.get("limit", 100)), self.page_size)
@@ -173,6 +218,13 @@ def serve(sandbox: ProviderSandbox, host: str = "127.0.0.1") -> Iterator[Provide
             status, answer = sandbox.answer(
                 self.command, self.path, self.headers.get("Authorization"), body
             )
+            if (
+                sandbox.delay_seconds > 0
+                and self.command == "GET"
+                and self.path.startswith(MERCADOPAGO_PREFIX + "/")
+            ):
+                # This request's own server thread waits: others are answered meanwhile.
+                time.sleep(sandbox.delay_seconds)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

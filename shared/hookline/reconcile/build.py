@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 
@@ -15,6 +16,7 @@ from hookline.consumer.build import build_database, database_conninfo, import_ha
 from hookline.errors import ConfigurationError
 from hookline.handlers import registry
 from hookline.queue import EventQueue
+from hookline.reconcile.backlog import QueueLag
 from hookline.reconcile.breaker import CircuitBreaker
 from hookline.reconcile.reconciler import Reconciler
 from hookline.reconcile.recover import Recoverer
@@ -47,6 +49,16 @@ def event_listings(settings: ReconcilerSettings, secrets: WebhookSecrets) -> lis
     return listings
 
 
+def queue_lag(settings: ReconcilerSettings) -> Callable[[], timedelta]:
+    """How long the oldest received event may still be waiting: in EventsQueue, or in
+    EventsDLQ (which the redrive step works through 100 letters a run)."""
+    cloudwatch = boto3.client("cloudwatch", config=CLIENT_CONFIG)
+    lags = [
+        QueueLag.of_queue_url(cloudwatch, url) for url in (settings.queue_url, settings.dlq_url)
+    ]
+    return lambda: max(lag() for lag in lags)
+
+
 def build_breaker(settings: ReconcilerSettings) -> CircuitBreaker | None:
     if not (
         settings.consumer_function_name and settings.events_queue_arn and settings.idempotency_table
@@ -73,9 +85,7 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
     conninfo = database_conninfo(settings, secrets)
     return Reconciler(
         build_database(settings, secrets, "hookline-reconciler"),
-        lambda park: Redriver(
-            sqs, settings.queue_url, settings.dlq_url, settings.max_redrives, park
-        ),
+        lambda judge, park: Redriver(sqs, settings.queue_url, settings.dlq_url, judge, park),
         lambda: status.Target(
             "deployed",
             {"EventsQueue": settings.queue_url, "EventsDLQ": settings.dlq_url},
@@ -85,13 +95,16 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
         Recoverer(
             lambda: event_listings(settings, webhook_secrets),
             queue,
-            lambda provider, event_type: registry.get(provider, event_type) is not None,
+            registry.event_types,
             lookback=timedelta(hours=settings.recovery_lookback_hours),
+            queue_lag=queue_lag(settings),
         ),
         queue,
         build_breaker(settings),
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
         retention_days=settings.retention_days,
+        max_redrives=settings.max_redrives,
+        max_permanent_failures=settings.max_permanent_failures,
     )
 
 

@@ -1,34 +1,46 @@
 """One reconciler run, and the operator actions a direct invoke asks for.
 
-A scheduled run: check the database, redrive the DLQ (parking what exceeded
-MAX_REDRIVES), settle orphans, delete ledger rows past retention, and record
-the run with its counts in reconciliation_runs. While the database health check
-fails, nothing runs: an outage must not turn events into parked ones, and they
-wait safely in SQS.
+A scheduled run: check the database, redrive the DLQ (each letter judged by
+its own ledger row), settle orphans, recover missed events, delete ledger rows
+past retention, and record the run with its counts in reconciliation_runs.
+While the database health check fails, nothing runs: an outage must not turn
+events into parked ones, and they wait safely in SQS.
+
+Each step runs whatever happened to the one before it: a step that fails is
+recorded in the run row (`error`), logged and counted (ReconcileStepFailed,
+alarmed), and the run goes on. Every step stops starting work before the
+invocation's deadline; what is left goes to the next run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from hookline import status
 from hookline.database import Connection, Database, describe
-from hookline.errors import DatabaseUnavailable
+from hookline.deadline import Deadline, RemainingTime
+from hookline.errors import DatabaseUnavailable, HooklineError
 from hookline.observability import count, logger
-from hookline.orphans import settle
+from hookline.orphans import SettleResult, settle
 from hookline.queue import EventQueue
 from hookline.reconcile import operator
 from hookline.reconcile.breaker import CircuitBreaker
-from hookline.reconcile.parking import park_dead_letter
+from hookline.reconcile.parking import judge, park_dead_letter
 from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
-from hookline.reconcile.redrive import DeadLetter, Redriver, RedriveResult
+from hookline.reconcile.redrive import Judge, Park, Redriver, RedriveResult
 from hookline.reconcile.retention import delete_expired
+
+T = TypeVar("T")
+# Kept back from the Lambda timeout to record the run.
+FINISH_RESERVE_SECONDS = 10.0
+# Kept back from recovery for retention, the step after it.
+RETENTION_SECONDS = 15.0
 
 ACTIONS = ("status", "redrive", "reconcile", "replay", "parked", "resolve")
 
@@ -46,7 +58,7 @@ class Reconciler:
     def __init__(
         self,
         database: Database,
-        redriver: Callable[[Callable[[DeadLetter, str], None]], Redriver],
+        redriver: Callable[[Judge, Park], Redriver],
         status_target: Callable[[], status.Target],
         recoverer: Recoverer | None = None,
         queue: EventQueue | None = None,
@@ -54,6 +66,8 @@ class Reconciler:
         *,
         orphan_deadline: timedelta,
         retention_days: int,
+        max_redrives: int = 3,
+        max_permanent_failures: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
@@ -64,9 +78,13 @@ class Reconciler:
         self.breaker = breaker
         self.orphan_deadline = orphan_deadline
         self.retention_days = retention_days
+        self.max_redrives = max_redrives
+        self.max_permanent_failures = max_permanent_failures
         self.clock = clock
 
-    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def handle(
+        self, event: Mapping[str, Any], context: RemainingTime | None = None
+    ) -> dict[str, Any]:
         """A scheduled event runs everything; `{"action": ...}` runs what it names."""
         action = event.get("action")
         if action is None and event.get("detail-type") == "Scheduled Event":
@@ -74,7 +92,8 @@ class Reconciler:
         if action == "status":
             return {"ok": True, "status": status.collect(self.status_target())}
         if action in ("redrive", "reconcile"):
-            return self.run(redrive_only=action == "redrive")
+            deadline = Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS)
+            return self.run(redrive_only=action == "redrive", deadline=deadline)
         if action in ("replay", "parked", "resolve"):
             return self._operate(str(action), event)
         return {"ok": False, "error": f"unknown action {action!r}; known: {', '.join(ACTIONS)}"}
@@ -91,7 +110,7 @@ class Reconciler:
             if action == "replay":
                 return operator.replay(connection, self.queue, request)
             return operator.resolve(connection, self.queue, request)
-        except (operator.OperatorError, KeyError, TypeError, ValueError) as error:
+        except (operator.OperatorError, HooklineError, KeyError, TypeError, ValueError) as error:
             return {"ok": False, "error": str(error)}
 
     def _healthy_connection(self) -> Connection | None:
@@ -109,7 +128,9 @@ class Reconciler:
             return None
         return connection
 
-    def run(self, *, redrive_only: bool = False) -> dict[str, Any]:
+    def run(
+        self, *, redrive_only: bool = False, deadline: Deadline | None = None
+    ) -> dict[str, Any]:
         connection = self._healthy_connection()
         if connection is None:
             answer: dict[str, Any] = {"ok": False, "skipped": "database unavailable"}
@@ -117,79 +138,141 @@ class Reconciler:
                 answer["breaker"] = self.breaker.database_down()
             return answer
         breaker = self.breaker.database_up() if self.breaker is not None else None
+        # The run row starts with the checkpoints it goes on from; recovery
+        # advances them in it as it goes, so a run cut short keeps its progress.
+        previous = latest_checkpoints(connection)
         row = connection.execute(
-            "INSERT INTO reconciliation_runs DEFAULT VALUES RETURNING id"
+            "INSERT INTO reconciliation_runs (checkpoints) VALUES (%s) RETURNING id",
+            (Jsonb(previous),),
         ).fetchone()
         assert row is not None
         run_id = row["id"]
-        try:
-            counts, checkpoints = self._steps(connection, redrive_only)
-        except Exception as error:
-            self._finish(connection, run_id, "failed", RunCounts(), {}, describe(error))
-            count("ReconcileFailed")
-            raise
-        self._finish(connection, run_id, "succeeded", counts, checkpoints, None)
+        run = _Run(self.database, run_id, deadline or Deadline.never())
+        counts = self._steps(run, previous, redrive_only)
+        # EventsParked is counted where each park commits: a run cut short still counts them.
         for name, value in (
             ("EventsRedriven", counts.redriven),
-            ("EventsParked", counts.parked),
             ("OrphansSettled", counts.orphans_settled),
             ("RetentionDeleted", counts.retention_deleted),
         ):
             count(name, value)
-        logger.info("reconcile run done", extra={"run_id": run_id, **asdict(counts)})
-        answer = {"ok": True, "run_id": run_id, **asdict(counts)}
+        # A step that broke the connection does not cost the run its record.
+        self._finish(run.connection, run_id, counts, run.failures)
+        if run.failures:
+            count("ReconcileFailed")
+        logger.info(
+            "reconcile run done",
+            extra={"run_id": run_id, **asdict(counts), "failed_steps": sorted(run.failures)},
+        )
+        answer = {"ok": not run.failures, "run_id": run_id, **asdict(counts)}
+        if run.failures:
+            answer["failed_steps"] = dict(run.failures)
         if breaker is not None:
             answer["breaker"] = breaker
         return answer
 
-    def _steps(
-        self, connection: Connection, redrive_only: bool
-    ) -> tuple[RunCounts, Mapping[str, str]]:
-        previous = latest_checkpoints(connection)
-        redriven: RedriveResult = self.redriver(
-            lambda letter, reason: park_dead_letter(connection, letter, reason)
-        ).run()
+    def _steps(self, run: _Run, previous: Mapping[str, str], redrive_only: bool) -> RunCounts:
+        redriven = run.step("redrive", lambda: self._redrive(run), RedriveResult())
         if redrive_only:
-            return RunCounts(redriven.redriven, redriven.parked), previous
+            return RunCounts(redriven.redriven, redriven.parked)
         now = self.clock()
-        settled = settle(connection, now=now, deadline=self.orphan_deadline)
-        recovered = (
-            self.recoverer.run(connection, previous, now)
-            if self.recoverer is not None
-            else RecoveryResult(checkpoints=dict(previous))
+        settled = run.step(
+            "settle",
+            lambda: settle(
+                run.connection, now=now, deadline=self.orphan_deadline, until=run.deadline
+            ),
+            SettleResult(),
         )
-        deleted = delete_expired(connection, now=now, days=self.retention_days)
-        counts = RunCounts(
+        recovered = RecoveryResult()
+        if self.recoverer is not None:
+            recoverer = self.recoverer
+            # Recovery can always use more time (a busy account's backlog): keep
+            # some for retention, which runs after it.
+            recovery_deadline = replace(run.deadline, at=run.deadline.at - RETENTION_SECONDS)
+            recovered = run.step(
+                "recover",
+                lambda: recoverer.run(
+                    run.connection, previous, now, recovery_deadline, run.checkpoint
+                ),
+                recovered,
+            )
+        deleted = run.step(
+            "retention",
+            lambda: delete_expired(
+                run.connection, now=now, days=self.retention_days, until=run.deadline
+            ),
+            0,
+        )
+        return RunCounts(
             redriven=redriven.redriven,
             parked=redriven.parked + settled.parked,
             orphans_settled=settled.settled,
             recovered=recovered.total,
             retention_deleted=deleted,
         )
-        return counts, recovered.checkpoints
+
+    def _redrive(self, run: _Run) -> RedriveResult:
+        # The connection is asked for per letter: one that broke it costs only itself.
+        return self.redriver(
+            lambda letter: judge(
+                run.connection,
+                letter,
+                max_redrives=self.max_redrives,
+                max_permanent_failures=self.max_permanent_failures,
+            ),
+            lambda letter, reason: park_dead_letter(run.connection, letter, reason),
+        ).run(until=run.deadline)
 
     @staticmethod
     def _finish(
-        connection: Connection,
-        run_id: int,
-        outcome: str,
-        counts: RunCounts,
-        checkpoints: Mapping[str, str],
-        error: str | None,
+        connection: Connection, run_id: int, counts: RunCounts, failures: Mapping[str, str]
     ) -> None:
         connection.execute(
             "UPDATE reconciliation_runs SET finished_at = now(), status = %s, redriven = %s,"
             " parked = %s, orphans_settled = %s, recovered = %s, retention_deleted = %s,"
-            " checkpoints = %s, error = %s WHERE id = %s",
+            " error = %s WHERE id = %s",
             (
-                outcome,
+                "failed" if failures else "succeeded",
                 counts.redriven,
                 counts.parked,
                 counts.orphans_settled,
                 counts.recovered,
                 counts.retention_deleted,
-                Jsonb(dict(checkpoints)),
-                error,
+                "; ".join(f"{step}: {error}" for step, error in failures.items()) or None,
                 run_id,
             ),
+        )
+
+
+@dataclass
+class _Run:
+    """One run's database, deadline and step failures."""
+
+    database: Database
+    run_id: int
+    deadline: Deadline
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def connection(self) -> Connection:
+        """The run's connection, opened again if a step broke it."""
+        return self.database.connection()
+
+    def step(self, name: str, work: Callable[[], T], nothing: T) -> T:
+        """Run one step; a failure is recorded and the run goes on with `nothing` from it."""
+        try:
+            return work()
+        except Exception as error:  # noqa: BLE001 - one failing step must not stop the others
+            self.failures[name] = describe(error)
+            count("ReconcileStepFailed", step=name)
+            logger.exception("reconcile step failed", extra={"step": name, "run_id": self.run_id})
+            return nothing
+
+    def checkpoint(self, provider: str, moment: str) -> None:
+        """Recovery's progress, saved at once (autocommit) in this run's row."""
+        self.connection.execute(
+            "UPDATE reconciliation_runs"
+            " SET checkpoints = checkpoints || jsonb_build_object(%s::text, %s::text)"
+            " WHERE id = %s",
+            (provider, moment, self.run_id),
         )

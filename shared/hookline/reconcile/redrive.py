@@ -1,24 +1,37 @@
-"""Dead letters back to EventsQueue, at most MAX_REDRIVES times, then parked.
+"""Dead letters: back to EventsQueue, parked, or dropped as a dead copy.
 
-A message leaves the DLQ only after it is re-sent or parked: the delete comes
-last. A crash between the two leaves it in the DLQ to be handled again. The
-re-send reuses the redrive's deduplication id, so SQS drops the second copy
-within its 5-minute window. After that the ledger makes the duplicate a no-op.
+What happens to a letter is a verdict about the event itself (`Judge`, from
+its ledger row): a letter that is not an envelope is parked; a dead copy of an
+event already handled is dropped; an event whose own attempts failed (the
+last failure its own fault) is re-sent at most MAX_REDRIVES times, then parked.
+Anything else (it waited out a database or provider outage, or sat behind a
+failing event in its group) is re-sent, however many times that takes.
+
+A message leaves the DLQ only after it is re-sent, parked or found handled:
+the delete comes last. A crash between the two leaves it in the DLQ to be
+handled again. The re-send reuses the redrive's deduplication id, so SQS drops
+the second copy within its 5-minute window. After that the ledger makes the
+duplicate a no-op. One letter that cannot be handled is logged, counted and
+left in the DLQ; the others go on.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from hookline.database import describe
+from hookline.deadline import Deadline
 from hookline.envelope import Envelope
 from hookline.errors import QueueUnavailable
-from hookline.observability import logger
+from hookline.observability import count, gauge, logger
 
 # Carried with the message: how many times the reconciler has re-sent it.
 REDRIVES_ATTRIBUTE = "hookline-redrives"
@@ -26,6 +39,8 @@ PARK_REASON = "redrive_limit"
 MALFORMED_REASON = "malformed_message"
 # While a message is handled, the DLQ hides it from another reconciler run.
 HANDLING_SECONDS = 120
+# Stop receiving letters with less than this left in the run.
+MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,24 +67,39 @@ class DeadLetter:
         )
 
 
-# Parks one dead letter: (letter, reason). Raises if the park did not commit.
-Park = Callable[[DeadLetter, str], None]
+class Verdict(StrEnum):
+    REDRIVE = "redriven"
+    PARK = "parked"
+    # A dead copy of an event the ledger already handled: nothing to do.
+    DROP = "dropped"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    reason: str | None = None
+
+
+# Judges one dead letter (from its ledger row).
+Judge = Callable[[DeadLetter], Judgement]
+# Parks one dead letter: (letter, reason). Returns False if its ledger row turned
+# out handled meanwhile (then it is a dead copy). Raises if the park did not commit.
+Park = Callable[[DeadLetter, str], bool]
 
 
 @dataclass(frozen=True)
 class RedriveResult:
     redriven: int = 0
     parked: int = 0
+    dropped: int = 0
 
 
 class Redriver:
-    def __init__(
-        self, sqs: Any, queue_url: str, dlq_url: str, max_redrives: int, park: Park
-    ) -> None:
+    def __init__(self, sqs: Any, queue_url: str, dlq_url: str, judge: Judge, park: Park) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.dlq_url = dlq_url
-        self.max_redrives = max_redrives
+        self.judge = judge
         self.park = park
 
     def _receive(self) -> list[dict[str, Any]]:
@@ -98,51 +128,62 @@ class Redriver:
             },
         )
 
-    def run(self, limit: int = 100) -> RedriveResult:
-        """Handle up to `limit` dead letters. Raises QueueUnavailable if SQS fails."""
-        redriven = parked = 0
-        try:
-            while redriven + parked < limit:
+    def run(self, limit: int = 100, until: Deadline | None = None) -> RedriveResult:
+        """Handle up to `limit` dead letters. Raises QueueUnavailable if SQS cannot be read."""
+        until = until or Deadline.never()
+        tally = dict.fromkeys(Verdict, 0)
+        seen = 0
+        while seen < limit and until.remaining() > MARGIN_SECONDS:
+            try:
                 messages = self._receive()
-                if not messages:
-                    break
-                for message in messages:
-                    letter = DeadLetter.from_message(message)
-                    if letter.envelope is None:
-                        outcome = MALFORMED_REASON
-                    elif letter.redrives >= self.max_redrives:
-                        outcome = PARK_REASON
-                    else:
-                        outcome = "redriven"
-                    if outcome == "redriven":
-                        self._resend(letter)
-                        redriven += 1
-                    else:
-                        self.park(letter, outcome)
-                        parked += 1
-                    self.sqs.delete_message(
-                        QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle
+            except (BotoCoreError, ClientError) as error:
+                raise QueueUnavailable(f"redrive stopped: {type(error).__name__}") from error
+            if not messages:
+                break
+            for message in messages:
+                seen += 1
+                letter = DeadLetter.from_message(message)
+                try:
+                    verdict = self._handle(letter)
+                except Exception as error:  # noqa: BLE001 - one bad letter must not stop the run
+                    # Left in the DLQ (hidden until HANDLING_SECONDS pass); the rest go on.
+                    count("DeadLettersFailed")
+                    logger.error(
+                        "dead letter could not be handled",
+                        extra={**_fields(letter), "error": describe(error)},
                     )
-                    logger.info(
-                        "dead letter handled",
-                        extra={
-                            "message_id": letter.message_id,
-                            "provider": letter.envelope.provider if letter.envelope else None,
-                            "event_id": letter.envelope.event_id if letter.envelope else None,
-                            "redrives": letter.redrives,
-                            "outcome": outcome,
-                        },
-                    )
-        except (BotoCoreError, ClientError) as error:
-            raise QueueUnavailable(f"redrive stopped: {type(error).__name__}") from error
-        return RedriveResult(redriven, parked)
+                    continue
+                tally[verdict] += 1
+        return RedriveResult(tally[Verdict.REDRIVE], tally[Verdict.PARK], tally[Verdict.DROP])
+
+    def _handle(self, letter: DeadLetter) -> Verdict:
+        judgement = self.judge(letter)
+        verdict = judgement.verdict
+        if verdict is Verdict.PARK:
+            assert judgement.reason is not None
+            if not self.park(letter, judgement.reason):
+                verdict = Verdict.DROP
+        elif verdict is Verdict.REDRIVE:
+            self._resend(letter)
+            if letter.envelope is not None:
+                waited = (datetime.now(UTC) - letter.envelope.received_at).total_seconds()
+                gauge("WaitingEventAge", max(0.0, waited), unit=MetricUnit.Seconds)
+        self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
+        if verdict is Verdict.DROP:
+            count("DeadLettersDropped")
+        elif verdict is Verdict.PARK and judgement.reason is not None:
+            count("EventsParked", reason=judgement.reason)
+        logger.info(
+            "dead letter handled",
+            extra={**_fields(letter), "outcome": verdict.value, "reason": judgement.reason},
+        )
+        return verdict
 
 
-def payload_of(letter: DeadLetter) -> Any:
-    """What parked_events keeps when the ledger has no row: the event body, else the message."""
-    if letter.envelope is not None:
-        try:
-            return json.loads(letter.envelope.body)
-        except ValueError:
-            return {"body": letter.envelope.body}
-    return {"message": letter.body}
+def _fields(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "message_id": letter.message_id,
+        "provider": letter.envelope.provider if letter.envelope else None,
+        "event_id": letter.envelope.event_id if letter.envelope else None,
+        "redrives": letter.redrives,
+    }
