@@ -55,6 +55,8 @@ def test_every_alarm_notifies_and_has_a_runbook_section() -> None:
         "ParkedEventsAlarm",
         "RecoveredEventsAlarm",
         "BreakerOpenAlarm",
+        "ReconcileStepFailuresAlarm",
+        "EventsWaitingAlarm",
     }
     assert reconciler_alarms <= set(alarms)
     for name, alarm in alarms.items():
