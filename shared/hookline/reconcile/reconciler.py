@@ -114,19 +114,24 @@ class Reconciler:
             return {"ok": False, "error": str(error)}
 
     def _healthy_connection(self) -> Connection | None:
-        # A new run deserves a fresh attempt even if the last one failed.
-        self.database.clear_failure()
-        try:
-            connection = self.database.connection()
-            connection.execute("SELECT 1")
-        except (DatabaseUnavailable, psycopg.Error) as error:
-            self.database.discard()
-            logger.warning(
-                "database unavailable: reconcile skipped", extra={"error": describe(error)}
-            )
-            count("ReconcileSkipped")
-            return None
-        return connection
+        # Twice: a connection kept from the last run may have died with a server
+        # restart since; only a fresh one failing too means the database is down.
+        for _ in range(2):
+            # A new run deserves a fresh attempt even if the last one failed.
+            self.database.clear_failure()
+            try:
+                connection = self.database.connection()
+                connection.execute("SELECT 1")
+            except (DatabaseUnavailable, psycopg.Error) as error:
+                self.database.discard()
+                failure = error
+                continue
+            return connection
+        logger.warning(
+            "database unavailable: reconcile skipped", extra={"error": describe(failure)}
+        )
+        count("ReconcileSkipped")
+        return None
 
     def run(
         self, *, redrive_only: bool = False, deadline: Deadline | None = None
