@@ -65,7 +65,7 @@ def test_a_provider_api_outage_for_many_redrives_parks_nothing(
     mercadopago_api.down = True
     item = events.mercadopago()
     pipeline.send([item])
-    wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 3)
+    wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 1)
     ledger = db.execute("SELECT status, failure_kind, permanent_failures FROM webhook_events")
     assert ledger.fetchone() == {
         "status": "failed",
@@ -93,14 +93,14 @@ def test_a_consumer_statement_timeout_for_many_redrives_parks_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue 10, defect 5: consumer-only database failures (the reconciler's is fine)."""
-    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_MS", "200")
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_MS", "100")
     consumer.cache_clear()
     insert_order(db, "order-1001", 2000)
     pipeline.send([events.stripe("payment_intent.succeeded")])
     with psycopg.connect(database_url) as holder:
         # A long transaction elsewhere holds the order: every apply times out waiting.
         holder.execute("SELECT 1 FROM orders WHERE id = 'order-1001' FOR UPDATE")
-        wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 2)
+        wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 1)
         holder.rollback()
     pipeline.drain()
     assert db.execute("SELECT status FROM orders").fetchone() == {"status": "paid"}
@@ -140,7 +140,7 @@ def test_a_consumer_connection_limit_for_many_redrives_parks_nothing(
     consumer.cache_clear()
     insert_order(db, "order-1001", 2000)
     pipeline.send([events.stripe("payment_intent.succeeded")])
-    wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 2)
+    wait_out_an_outage(pipeline, reconcile, db, rounds=MAX_REDRIVES + 1)
     assert db.execute("SELECT count(*) AS n FROM webhook_events").fetchone() == {"n": 0}
 
     db.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(sql.Identifier(limited_role)))
