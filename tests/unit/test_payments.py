@@ -25,8 +25,13 @@ T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def update(
-    status: PaymentStatus | None, *, refunded: int | None = None, at: int = 0
+    status: PaymentStatus | None,
+    *,
+    refunded: int | None = None,
+    at: int = 0,
+    captured: int | None = None,
 ) -> PaymentUpdate:
+    """What one event says about a payment of 1000 requested (authorized)."""
     return PaymentUpdate(
         provider="stripe",
         payment_id="pi_1",
@@ -36,6 +41,7 @@ def update(
         currency="USD",
         order_id="o-1",
         amount_refunded=refunded,
+        captured_amount=captured,
     )
 
 
@@ -109,32 +115,11 @@ def test_succeeded_outranks_canceled_whichever_came_first() -> None:
     assert is_stale(replay([succeeded]), canceled, late)
 
 
-def stripe_update(
-    status: PaymentStatus | None,
-    *,
-    at: int,
-    captured: int | None = None,
-    refunded: int | None = None,
-) -> PaymentUpdate:
-    """An authorization of 1000, as Stripe reports it: `amount` is what was asked."""
-    return PaymentUpdate(
-        provider="stripe",
-        payment_id="pi_1",
-        occurred_at=T0 + timedelta(seconds=at),
-        status=status,
-        amount=1000,
-        currency="USD",
-        order_id="o-1",
-        amount_refunded=refunded,
-        captured_amount=captured,
-    )
-
-
 PARTIAL_CAPTURE_REFUNDED = [
-    stripe_update(PaymentStatus.PENDING, at=0),
-    stripe_update(PaymentStatus.PROCESSING, at=1),
-    stripe_update(PaymentStatus.SUCCEEDED, at=2, captured=800),
-    stripe_update(None, at=3, captured=800, refunded=800),
+    update(PaymentStatus.PENDING, at=0),
+    update(PaymentStatus.PROCESSING, at=1),
+    update(PaymentStatus.SUCCEEDED, at=2, captured=800),
+    update(None, at=3, captured=800, refunded=800),
 ]
 
 
@@ -162,7 +147,7 @@ def test_partial_capture_then_full_refund_counts_what_was_captured_in_any_order(
 # currency in each; captures and refunds cumulative.
 LIFECYCLE_EVENTS = st.lists(
     st.builds(
-        stripe_update,
+        update,
         st.sampled_from([None, *PaymentStatus]),
         at=st.integers(0, 100),
         captured=st.one_of(st.none(), st.integers(0, 1000)),
