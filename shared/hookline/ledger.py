@@ -152,14 +152,13 @@ class LedgerRow:
     """What the reconciler needs to know of an event's ledger row."""
 
     status: LedgerStatus
-    failure_kind: FailureKind | None
     permanent_failures: int
     last_error: str | None
 
 
 def lookup(connection: Connection, provider: str, event_id: str) -> LedgerRow | None:
     row = connection.execute(
-        "SELECT status, failure_kind, permanent_failures, last_error FROM webhook_events"
+        "SELECT status, permanent_failures, last_error FROM webhook_events"
         " WHERE provider = %s AND event_id = %s",
         (provider, event_id),
     ).fetchone()
@@ -167,7 +166,6 @@ def lookup(connection: Connection, provider: str, event_id: str) -> LedgerRow | 
         return None
     return LedgerRow(
         LedgerStatus(row["status"]),
-        FailureKind(row["failure_kind"]) if row["failure_kind"] else None,
         int(row["permanent_failures"]),
         row["last_error"],
     )

@@ -40,6 +40,16 @@ class Stored:
     raw_body: str | None
 
 
+def store_body(body: str) -> Stored:
+    """`payload` and `raw_body` for a body not parsed yet (one that does not parse is kept
+    whole in `raw_body`)."""
+    try:
+        parsed = parse(body)
+    except MalformedEvent:
+        parsed = None
+    return store(body, parsed)
+
+
 def store(body: str, parsed: Any) -> Stored:
     """`payload` and `raw_body` for `body`, given it parsed (None: it did not, or is `null`)."""
     if parsed is None:

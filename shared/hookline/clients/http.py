@@ -115,8 +115,9 @@ class JsonHttpClient:
         query = f"?{urlencode(params)}" if params else ""
         options: dict[str, Any] = {}
         cut = False
-        bounded = deadline is not None and not deadline.unbounded
-        if deadline is not None and bounded:
+        if deadline is not None and deadline.unbounded:
+            deadline = None
+        if deadline is not None:
             options["timeout"], options["retries"], cut = self._fit(deadline)
         try:
             response = self._pool.request(
@@ -128,7 +129,7 @@ class JsonHttpClient:
                 **options,
             )
             try:
-                data = self._read(response, deadline if bounded else None)
+                data = self._read(response, deadline)
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as error:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from hookline.database import QUERY_CANCELED, Connection, Database, describe, is_transient
 from hookline.deadline import Deadline
@@ -41,9 +40,8 @@ from hookline.ledger import (
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
-from hookline.payloads import Stored, parse, store
+from hookline.payloads import parse, store
 from hookline.payments import report_order_changes
-from hookline.storable import storable_text
 
 
 class Applier:
@@ -185,10 +183,8 @@ class Applier:
         payload itself cannot be stored, the failure is recorded with the body alone,
         so an event's own failures always count and it can always be parked.
         """
-        for stored in (
-            store(envelope.body, parsed),
-            Stored(Jsonb({}), storable_text(envelope.body)),
-        ):
+        # The body as parsed, then, if PostgreSQL refuses that, the body alone.
+        for stored in (store(envelope.body, parsed), store(envelope.body, None)):
             try:
                 with connection.transaction():
                     failures = record_failure(connection, envelope, stored, describe(error), kind)

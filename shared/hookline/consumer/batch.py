@@ -9,8 +9,8 @@ dedup instead of blocking traffic.
 
 A failed message's visibility timeout is set from its receive count: transient
 failures back off exponentially; an event's own (permanent) failures come back
-at once, and the applier parks the event after MAX_PERMANENT_FAILURES of them,
-so it stops blocking its group within seconds.
+after 10 s, then 20 s, and the applier parks the event at the third
+(MAX_PERMANENT_FAILURES), so it stops blocking its group within about 30 s.
 
 Each record starts only if enough of the invocation is left (`Deadline`); one
 that cannot start, or whose provider call no longer fits, is handed back at

@@ -6,9 +6,8 @@ from psycopg.types.json import Jsonb
 
 from hookline import ledger
 from hookline.database import Connection
-from hookline.errors import MalformedEvent
 from hookline.ledger import FINAL, PERMANENT_FAILURE_REASON
-from hookline.payloads import parse, store
+from hookline.payloads import store_body
 from hookline.reconcile.redrive import (
     MALFORMED_REASON,
     PARK_REASON,
@@ -66,11 +65,7 @@ def park_dead_letter(connection: Connection, letter: DeadLetter, reason: str) ->
         if envelope is None:
             payload, raw_body = Jsonb({"message": storable_text(letter.body)}), None
         else:
-            try:
-                parsed = parse(envelope.body)
-            except MalformedEvent:
-                parsed = None
-            stored = store(envelope.body, parsed)
+            stored = store_body(envelope.body)
             payload, raw_body = stored.payload, stored.raw_body
         connection.execute(
             "INSERT INTO parked_events (provider, event_id, reason, payload, event_type,"
