@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins many libraries of its own, so it lives in a venv of its own, out
+# of the dev extra: only `make security` (and so `make check`) needs it, never
+# `make test` or CI.
+CHECKOV_VERSION := 3.3.30
+TOOLS := .tools/venv
+CHECKOV_STAMP := $(TOOLS)/.checkov-$(CHECKOV_VERSION)
+TRANSLATED := .aws-sam/translated-template.json
 
-.PHONY: install run test lint format typecheck validate build build-local check bench clean
+.PHONY: install run test lint format typecheck validate security build build-local check bench clean
 
 install: $(STAMP)
 
@@ -40,6 +47,17 @@ typecheck: install
 validate: install
 	$(BIN)/python -m hookline.sam validate
 
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+# checkov on what CloudFormation deploys: template.yaml after the SAM transform.
+# Options in .checkov.yaml; suppressions, each with its reason, in template.yaml.
+security: install $(CHECKOV_STAMP)
+	$(BIN)/python -m hookline.sam translate -o $(TRANSLATED)
+	$(TOOLS)/bin/checkov --config-file .checkov.yaml
+
 build: install
 	$(BIN)/python -m hookline.sam build
 
@@ -47,12 +65,12 @@ build: install
 build-local: install
 	$(BIN)/python -m hookline.sam build --architecture host
 
-check: lint typecheck validate test
+check: lint typecheck validate security test
 
 bench: install
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/consumer.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
 	@echo "kept .hookline/ (the local stack's database); remove it by hand to start afresh"

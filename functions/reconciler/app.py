@@ -8,7 +8,8 @@ from hookline.reconcile.build import reconciler
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+# Answers stay out of X-Ray: the `parked` action answers with a payload, customer data included.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return reconciler().handle(event, context)

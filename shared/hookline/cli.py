@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from hookline import remote, template
 from hookline.database import describe
 from hookline.errors import ConfigurationError, MigrationError
+from hookline.files import write_private
 from hookline.migrate import default_directory, discover, migrate, pending
 from hookline.simulate.events import Subject, UnknownEventType, lifecycle
 from hookline.simulate.send import Progress, deliver, plan, register_mercadopago_payments
@@ -379,8 +380,8 @@ def write_env_file(path: Path, state: Mapping[str, Any] | None, project: Path) -
     for environment in document.values():
         # Square's URL is derived from the event's domain, as in AWS.
         environment.pop("SQUARE_NOTIFICATION_URL", None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    # Owner-only, like the local stack's state file: it holds DATABASE_URL.
+    write_private(path, json.dumps(document, indent=2) + "\n")
     return path
 
 

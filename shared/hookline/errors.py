@@ -7,6 +7,7 @@ carry secrets, expected signatures or payloads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -62,6 +63,24 @@ class QueueUnavailable(ServiceUnavailable):
 
 class ConfigurationError(ServiceUnavailable):
     """The function's environment is missing or invalid."""
+
+
+class InvalidSecret(ConfigurationError):
+    """Providers' webhook secret entries are present but unusable: never an empty HMAC key.
+
+    `problems` maps each provider to what is wrong with its entry, in words that
+    name no secret value.
+    """
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(sorted(problems.items()))
+        super().__init__(
+            "; ".join(f"{provider}: {problem}" for provider, problem in self.problems.items())
+        )
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.problems)
 
 
 class DatabaseUnavailable(ServiceUnavailable):

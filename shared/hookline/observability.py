@@ -2,9 +2,16 @@
 
 Service name and namespace come from POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE (set by template.yaml).
+
+LOG_LEVEL sets hookline's own logger only. The AWS SDK and HTTP libraries log
+at WARNING or above whatever LOG_LEVEL or the Lambda runtime's log level says:
+at DEBUG botocore logs every request and response body (secret values, queued
+webhooks), urllib3 every URL, and the X-Ray SDK every trace it sends.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -12,6 +19,19 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 logger = Logger(service="hookline", log_uncaught_exceptions=True)
 tracer = Tracer(service="hookline")
 metrics = Metrics(namespace="Hookline", service="hookline")
+
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "aws_xray_sdk")
+
+
+def quiet_wire_loggers() -> None:
+    """Cap the libraries that log what goes over the wire at WARNING (see above)."""
+    for name in WIRE_LOGGERS:
+        wire = logging.getLogger(name)
+        wire.setLevel(max(wire.level, logging.WARNING))
+
+
+# On import: every function imports this module before it makes an AWS call.
+quiet_wire_loggers()
 
 # Counted by the consumer, read by the reconciler's circuit breaker.
 DATABASE_FAILURES_METRIC = "DatabaseFailures"

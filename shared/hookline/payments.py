@@ -316,8 +316,13 @@ def apply_refund(locks: RowLocks, update: RefundUpdate) -> tuple[bool, int]:
         "INSERT INTO refunds AS r (provider, provider_refund_id, provider_payment_id, status,"
         " amount, currency) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (provider, provider_refund_id) DO UPDATE"
-        " SET status = EXCLUDED.status, amount = EXCLUDED.amount, updated_at = now()"
-        " WHERE r.status = 'pending' AND EXCLUDED.status <> 'pending'"
+        " SET status = EXCLUDED.status, amount = EXCLUDED.amount,"
+        " currency = coalesce(EXCLUDED.currency, r.currency), updated_at = now()"
+        # Settled once; after that only more of it can succeed (a refund paid back
+        # over several transactions), so an older view never shrinks it.
+        " WHERE (r.status = 'pending' AND EXCLUDED.status <> 'pending')"
+        " OR (r.status = 'succeeded' AND EXCLUDED.status = 'succeeded'"
+        " AND EXCLUDED.amount > r.amount)"
         " RETURNING 1",
         (
             update.provider,

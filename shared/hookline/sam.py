@@ -6,11 +6,17 @@ directory first for the SAM process only.
 
     python -m hookline.sam validate
     python -m hookline.sam build [--build-dir DIR] [--architecture x86_64]
+    python -m hookline.sam translate [-o FILE]
+
+`translate` is what CloudFormation deploys: template.yaml after the SAM
+transform (roles, event source mappings, permissions SAM adds), offline, for
+the template security test and checkov (`make security`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -18,9 +24,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 LAMBDA_PYTHON = "3.13"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Stands in for the S3 location `sam package` would give local code: the
+# transform accepts only S3 URIs, and the code does not change what it makes.
+_CODE_BUCKET = "s3://hookline-translate/"
 
 
 class ToolMissing(RuntimeError):
@@ -114,6 +124,36 @@ def build(
     return run_sam(arguments)
 
 
+def translate(template_path: Path | None = None, region: str = "us-east-1") -> dict[str, Any]:
+    """template.yaml as CloudFormation after the SAM transform, without AWS credentials.
+
+    Managed policies named in `Policies` would need IAM to resolve: the template
+    names none (each function has its own explicit role).
+    """
+    # Imported here: the SAM translator is a development tool, not a runtime dependency.
+    import boto3
+    from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
+    from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
+
+    from hookline import template
+
+    document = template.load(template_path or PROJECT_ROOT / "template.yaml")
+    for resource in document.get("Resources", {}).values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = _CODE_BUCKET + properties[key]
+    translator = Translator(
+        managed_policy_map=None,
+        sam_parser=Parser(),
+        boto_session=boto3.Session(region_name=region),
+    )
+    translated: dict[str, Any] = translator.translate(
+        sam_template=document, parameter_values={}, get_managed_policy_map=dict
+    )
+    return translated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hookline.sam")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,7 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_parser.add_argument(
         "--architecture", choices=["arm64", "x86_64", "host"], help="host: this machine's"
     )
+    translate_parser = commands.add_parser(
+        "translate", help="the CloudFormation template SAM makes of template.yaml, as JSON"
+    )
+    translate_parser.add_argument("-o", "--output", type=Path, help="default: stdout")
     args = parser.parse_args(argv)
+    if args.command == "translate":
+        text = json.dumps(translate(), indent=2) + "\n"
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text)
+        return 0
     if getattr(args, "architecture", None) == "host":
         args.architecture = host_architecture()
     try:

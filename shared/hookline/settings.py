@@ -39,6 +39,7 @@ class ReceiverSettings(_EnvSettings):
     secrets_name: str = Field(min_length=1)
     square_notification_url: str | None = None
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    mercadopago_tolerance_seconds: int = Field(default=86_400, ge=1, le=604_800)
     max_body_bytes: int = Field(default=1_048_576, ge=1, le=1_048_576)
 
 

@@ -6,11 +6,15 @@ import base64
 import hashlib
 import json
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from hookline.providers import PROVIDER_NAMES
+from hookline.receiver import api
 from hookline.receiver.api import intake
 
 from tests.support import samples
@@ -18,7 +22,7 @@ from tests.support.apigw import http_event, webhook_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.signers import FORGED_SECRETS, SECRETS, Signed
 from tests.support.signers import sign as sign_at
-from tests.support.stack import ROOT, Stack, load_function
+from tests.support.stack import ROOT, Stack, default_secret_document, load_function
 
 RECEIVER = load_function("receiver")
 
@@ -148,6 +152,143 @@ def test_secret_entry_of_the_wrong_shape_is_503_not_accepted(stack: Stack) -> No
     stack.put_secret({"stripe": SECRETS["stripe"][0]})  # a string, not a list
     intake.cache_clear()
     assert post("stripe")[0] == 503
+
+
+# What anyone can sign with when a secret is empty or blank.
+KEYLESS_SECRETS = {
+    **{provider: " " for provider in ("stripe", "square", "mercadopago", "shopify", "github")},
+    "svix": "whsec_",
+    "standard": "whsec_",
+}
+
+
+def configure(stack: Stack, **entries: object) -> None:
+    stack.put_secret({**default_secret_document(), **entries})
+    intake.cache_clear()
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_a_blank_or_keyless_secret_is_503_never_an_empty_key(
+    stack: Stack, provider: str, output: pytest.CaptureFixture[str]
+) -> None:
+    keyless = KEYLESS_SECRETS[provider]
+    configure(stack, **{provider: [keyless]})
+    forged = sign(provider, secret=keyless)
+    status, body, headers = invoke(webhook_event(provider, forged.request))
+    assert (status, body["error"], headers.get("Retry-After")) == (503, "unavailable", "30")
+    assert stack.messages() == []
+    metrics = _emitted_metrics(output.readouterr().out)
+    assert ("ConfigurationErrors", {"service": "hookline", "provider": provider}) in metrics
+
+
+def test_a_blank_older_secret_is_503_even_for_a_genuine_request(stack: Stack) -> None:
+    configure(stack, stripe=[SECRETS["stripe"][0], " "])
+    assert post("stripe")[0] == 503
+    assert stack.messages() == []
+
+
+UNUSABLE_ENTRIES = [
+    ("stripe", SECRETS["stripe"][0]),  # a string, not a list
+    ("stripe", [" "]),
+    ("github", []),
+    ("square", None),
+    ("svix", ["whsec_"]),
+    ("standard", ["whsec_not base64!"]),
+    ("shopify", [SECRETS["shopify"][0], ""]),
+]
+
+
+@pytest.mark.parametrize(("provider", "entry"), UNUSABLE_ENTRIES)
+def test_health_names_the_provider_whose_secret_is_unusable(
+    stack: Stack, provider: str, entry: object
+) -> None:
+    configure(stack, **{provider: entry})
+    status, body, _ = invoke(http_event("GET", "/health"))
+    assert (status, body) == (
+        503,
+        {"status": "unavailable", "checks": {"secrets": f"invalid: {provider}", "queue": "ok"}},
+    )
+
+
+def test_health_names_every_unusable_provider_and_no_value(stack: Stack) -> None:
+    configure(stack, stripe="whsec_do_not_print_me", svix=["whsec_"])
+    status, body, _ = invoke(http_event("GET", "/health"))
+    assert (status, body["checks"]["secrets"]) == (503, "invalid: stripe, svix")
+    assert "do_not_print_me" not in json.dumps(body)
+
+
+def test_one_unusable_secret_leaves_the_other_providers_working(stack: Stack) -> None:
+    configure(stack, svix=["whsec_"])
+    assert post("svix")[0] == 503
+    assert post("stripe")[0] == 200
+
+
+def test_an_unpadded_whsec_secret_is_accepted(stack: Stack) -> None:
+    padded = SECRETS["svix"][0]
+    assert padded.endswith("=")
+    configure(stack, svix=[padded.rstrip("=")])
+    status, body = post("svix", secret=padded)  # the same key: only the text differs
+    assert (status, body["received"]) == (200, True)
+
+
+def test_a_svix_event_with_plain_webhook_headers_is_accepted(stack: Stack) -> None:
+    signed = sign("svix")
+    headers = {
+        name.replace("svix-", "webhook-"): value for name, value in signed.request.headers.items()
+    }
+    event = webhook_event("svix", replace(signed.request, headers=headers))
+    status, body, _ = invoke(event)
+    assert (status, body) == (200, {"received": True, "event_id": signed.event_id})
+    [message] = stack.messages()
+    assert json.loads(message["Body"])["event_id"] == signed.event_id
+
+
+@pytest.fixture
+def aws_calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every AWS operation the receiver's clients call, counted by botocore's event hook."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    session = boto3.session.Session()
+    session.events.register("before-call", count)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    intake.cache_clear()  # rebuilt on the counting session
+    return calls
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_health_flood_costs_no_aws_calls(
+    stack: Stack, aws_calls: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(api.health_cache, "clock", clock)
+    for _ in range(20):
+        assert invoke(http_event("GET", "/health"))[0] == 200
+    assert aws_calls == {"GetSecretValue": 1, "GetQueueAttributes": 1}
+
+    clock.now += api.HEALTH_CACHE_SECONDS
+    assert invoke(http_event("GET", "/health"))[0] == 200
+    # The secret itself is Powertools' to cache (60 s); the queue is asked again.
+    assert aws_calls == {"GetSecretValue": 1, "GetQueueAttributes": 2}
+
+
+def test_a_forged_flood_while_the_secret_is_unreadable_costs_one_call(
+    stack: Stack, aws_calls: Counter[str]
+) -> None:
+    stack.secretsmanager.delete_secret(SecretId=stack.secret_name, ForceDeleteWithoutRecovery=True)
+    for _ in range(20):
+        assert post("stripe", secret=FORGED_SECRETS["stripe"])[0] == 503
+    assert aws_calls["GetSecretValue"] == 1
+    assert stack.messages() == []
 
 
 def test_missing_environment_is_503(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:

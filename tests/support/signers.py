@@ -128,7 +128,8 @@ def sign(
                 query=query,
             ),
             ("x-signature",),
-            "112233445566",
+            # hookline's identity for it: the signed data.id and request id, not the body's id.
+            f"1234567890:{request_id}",
             "payment",
             "1234567890",
         )

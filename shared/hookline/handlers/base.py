@@ -21,6 +21,10 @@ from hookline.ledger import LedgerStatus
 from hookline.locks import RowLocks
 from hookline.payments import PaymentUpdate, apply_payment, sync_order
 from hookline.providers.base import text_field
+from hookline.storable import is_storable_text
+
+# Amounts are bigint columns: a larger one can never apply.
+MAX_BIGINT = 2**63 - 1
 
 
 class PaymentFetcher(Protocol):
@@ -126,7 +130,10 @@ def mapping(data: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
 
 
 def text(data: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str | None:
-    return text_field(data.get(key), what, required=required)
+    value = text_field(data.get(key), what, required=required)
+    if value is not None and not is_storable_text(value):
+        raise MalformedEvent(f"{what} holds a NUL or a lone surrogate")
+    return value
 
 
 def required_text(data: Mapping[str, Any], key: str, what: str) -> str:
@@ -139,4 +146,6 @@ def integer(data: Mapping[str, Any], key: str, what: str) -> int:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedEvent(f"{what} is not a non-negative integer")
+    if value > MAX_BIGINT:
+        raise MalformedEvent(f"{what} is larger than PostgreSQL's bigint")
     return value

@@ -1,7 +1,8 @@
 """Mercado Pago: thin `payment` events, applied from the payment fetched from the API.
 
-Mercado Pago signs the id, not the body, so the body is never trusted for
-amounts or status. The shop's order id is the payment's `external_reference`.
+Mercado Pago signs the id, not the body, so the body is never read: the payment
+is the envelope's object id (the signed data.id) and everything applied comes
+from the API's answer. The shop's order id is the payment's `external_reference`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from hookline.handlers.base import (
     HandlerContext,
     Outcome,
     apply_payment_event,
-    mapping,
     required_text,
     text,
 )
@@ -37,9 +37,10 @@ PAYMENT_STATUS = {
 
 @registry.register("mercadopago", "payment")
 def payment(context: HandlerContext, event: Event) -> Outcome:
-    payment_id = event.envelope.object_id or required_text(
-        mapping(event.payload, "data"), "id", "data.id"
-    )
+    payment_id = event.envelope.object_id
+    if payment_id is None:
+        # The body's data.id is unsigned: without the signed one there is nothing to fetch.
+        raise MalformedEvent("the event has no signed data.id")
     fetched = context.mercadopago.payment(payment_id, deadline=context.deadline)
     status_name = fetched.get("status")
     if not isinstance(status_name, str) or status_name not in PAYMENT_STATUS:

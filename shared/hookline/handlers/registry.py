@@ -9,6 +9,13 @@ its own the same way, in a module named in HOOKLINE_HANDLER_MODULES:
     def save_subscription(context, event):
         context.connection.execute("INSERT INTO subscriptions ...", (...))
         return Outcome(LedgerStatus.APPLIED)
+
+A provider may also have one fallback, `@registry.register_fallback(provider)`:
+it runs for that provider's event types that have no handler of their own (an
+exact handler, a team's included, always wins). A provider whose event type is
+an unsigned label (Shopify's topic) uses it, so that what happens follows the
+signed body whatever the label says, instead of an unknown label meaning
+`ignored`. `event_types(provider)` still lists the exact types only.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from hookline.handlers.base import Handler
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[tuple[str, str], Handler] = {}
+        self._fallbacks: dict[str, Handler] = {}
 
     def register(
         self, provider: str, *event_types: str, replace: bool = False
@@ -40,11 +48,30 @@ class HandlerRegistry:
 
         return decorate
 
+    def register_fallback(
+        self, provider: str, *, replace: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: `provider`'s handler for event types without one of their own.
+
+        One per provider; registering a second is an error unless `replace=True`.
+        """
+
+        def decorate(handler: Handler) -> Handler:
+            taken = self._fallbacks.get(provider)
+            if taken is not None and taken is not handler and not replace:
+                raise ValueError(f"{provider} already has a fallback handler")
+            self._fallbacks[provider] = handler
+            return handler
+
+        return decorate
+
     def get(self, provider: str, event_type: str) -> Handler | None:
-        return self._handlers.get((provider, event_type))
+        """The exact handler, else the provider's fallback, else None (`ignored`)."""
+        handler = self._handlers.get((provider, event_type))
+        return handler if handler is not None else self._fallbacks.get(provider)
 
     def event_types(self, provider: str) -> list[str]:
-        """Every event type `provider` has a handler for, sorted."""
+        """Every event type `provider` has an exact handler for, sorted (no fallback)."""
         return sorted(t for p, t in self._handlers if p == provider)
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from hookline import template
+from hookline.errors import ConfigurationError, InvalidSecret
+from hookline.secrets import check_document
 
 QUEUE_TYPE = "AWS::SQS::Queue"
 TABLE_TYPE = "AWS::DynamoDB::Table"
@@ -143,15 +146,20 @@ def create(
     return created
 
 
-def secret_document(path_text: str) -> str:
-    """A secrets file's text, checked to be shaped like the webhook secret."""
-    document = json.loads(path_text)
+def secret_document(path: Path) -> str:
+    """A secrets file's text, checked by the receiver's own rule (hookline.secrets).
+
+    ConfigurationError naming the file, and each provider whose entry is
+    unusable, so `hookline local` refuses to start rather than answer 503.
+    """
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"cannot read secrets file {path}: {error}") from None
     if not isinstance(document, dict):
-        raise ValueError("the secrets file must hold a JSON object")
-    for provider, value in document.items():
-        if isinstance(value, list):
-            if not value or not all(isinstance(item, str) and item for item in value):
-                raise ValueError(f"secrets file: {provider!r} must list non-empty strings")
-        elif not isinstance(value, str):
-            raise ValueError(f"secrets file: {provider!r} must be a list of secrets or a string")
+        raise ConfigurationError(f"secrets file {path} must hold a JSON object")
+    try:
+        check_document(document)
+    except InvalidSecret as error:
+        raise ConfigurationError(f"secrets file {path}: {error}") from None
     return json.dumps(document)

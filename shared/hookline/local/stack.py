@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from hookline import template
 from hookline.aws import CLIENT_CONFIG
 from hookline.errors import ConfigurationError
+from hookline.files import write_private
 from hookline.local import resources, services
 from hookline.local.api import LocalApi
 from hookline.local.console import Console
@@ -293,7 +294,8 @@ class LocalStack:
         choice = choose_code(options)
         self.console.info("local", f"running functions from {choice.mode}: {choice.reason}")
         document = template.load(choice.template_path)
-        secret_text = resources.secret_document(options.secrets_file.read_text())
+        # Before anything starts: an unusable secret would only ever answer 503.
+        secret_text = resources.secret_document(options.secrets_file)
         database_url = self._database()
         endpoint = self._endpoint()
         credentials = json.loads(secret_text)
@@ -474,12 +476,9 @@ class LocalStack:
         (self.console.warning if status >= 500 else self.console.info)("api", line)
 
     def _write_state(self, running: RunningStack) -> None:
-        self.options.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.options.data_dir / STATE_FILE
         # Owner-only: it holds the database URL, which may carry a password.
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(json.dumps(running.as_dict(), indent=2))
+        write_private(path, json.dumps(running.as_dict(), indent=2))
         self._exit.callback(path.unlink, missing_ok=True)
 
     def stop(self) -> None:

@@ -15,11 +15,13 @@ from hookline.providers.svix import StandardWebhooks, Svix
 PROVIDER_NAMES = ("stripe", "square", "mercadopago", "shopify", "github", "svix", "standard")
 
 
-def build_registry(*, square_notification_url: str | None = None) -> Mapping[str, Provider]:
+def build_registry(
+    *, square_notification_url: str | None = None, mercadopago_tolerance_seconds: int | None = None
+) -> Mapping[str, Provider]:
     providers: list[Provider] = [
         Stripe(),
         Square(notification_url=square_notification_url),
-        MercadoPago(),
+        MercadoPago(tolerance_seconds=mercadopago_tolerance_seconds),
         Shopify(),
         GitHub(),
         Svix(),

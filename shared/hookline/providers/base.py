@@ -7,6 +7,8 @@ can be read, tested and reused on its own.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,18 +17,50 @@ from typing import Any, Protocol
 from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
 
+# Deeper than any provider nests by an order of magnitude (their payloads stay
+# under ten levels), and far below Python's recursion limit on any version, so
+# everything that reads a body after the receiver (handlers, the consumer,
+# psycopg, jsonb) can walk it. Python's own limit differs between versions
+# (about 1,000 levels on 3.11, about 10,000 on 3.13): never rely on it.
+MAX_JSON_DEPTH = 64
+# A signed timestamp this long is out of any tolerance; refused before int() reads it.
+MAX_TIMESTAMP_DIGITS = 20
+# What no HTTP field value holds (RFC 9110 5.5: control characters other than
+# HTAB) and what no bytes decode to (lone UTF-16 surrogates): text a provider
+# never sent, that cannot be UTF-8 encoded for an HMAC or stored by PostgreSQL.
+_NOT_FIELD_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def _field_text(value: str | None) -> str | None:
+    if value is not None and _NOT_FIELD_TEXT.search(value):
+        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+    return value
+
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """A request exactly as received: raw body bytes, lower-cased header names."""
+    """A request exactly as received: raw body bytes, lower-cased header names.
+
+    The request line (URL and query) is checked when the request is built, since
+    a provider signs it (Square the URL, Mercado Pago the query's data.id) and
+    never puts a control character or a lone surrogate in it. Headers are
+    checked when read, through `header`: only the ones a provider reads matter.
+    Either way such text is a malformed request, refused before any HMAC.
+    """
 
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     url: str = ""
 
+    def __post_init__(self) -> None:
+        _field_text(self.url)
+        for value in self.query.values():
+            _field_text(value)
+
     def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+        """The header's value; SignatureRejected (malformed) if it is not field text."""
+        return _field_text(self.headers.get(name.lower()))
 
 
 class Provider(Protocol):
@@ -55,19 +89,60 @@ def check_timestamp(timestamp: str, *, now: float, tolerance: int) -> None:
     """Refuse a signed timestamp too far in the past (replay) or future (clock abuse)."""
     if not timestamp.isascii() or not timestamp.isdigit():
         raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+    # int() refuses (ValueError) past Python's int_max_str_digits; no time is this long.
+    if len(timestamp) > MAX_TIMESTAMP_DIGITS:
+        raise SignatureRejected(RejectReason.TIMESTAMP_OUT_OF_TOLERANCE)
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureRejected(RejectReason.TIMESTAMP_OUT_OF_TOLERANCE)
 
 
+def _refuse_constant(name: str) -> float:
+    # NaN and Infinity are Python's extension, not JSON (RFC 8259 section 6).
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or MalformedEvent.
+
+    Refused: anything but UTF-8 (a BOM included), NaN and Infinity, numbers no
+    double holds (`1e999`), integers past Python's int_max_str_digits, nesting
+    deeper than MAX_JSON_DEPTH. No provider sends these, and nothing a customer
+    types can produce them (a customer's text arrives as a JSON string; NUL and
+    surrogate escapes inside strings are accepted, the consumer stores them).
+    Duplicate names are accepted, the last one winning, as the providers' SDKs,
+    the consumer and jsonb all read them: no reader of the body sees another value.
+    """
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # RecursionError: nested deeper than any provider sends (and than can be read).
-        raise MalformedEvent("body is not UTF-8 JSON") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedEvent("body is not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MalformedEvent(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        raise MalformedEvent("body is not JSON") from None
     if not isinstance(data, dict):
         raise MalformedEvent("body is not a JSON object")
+    _check_depth_and_numbers(data)
     return data
+
+
+def _check_depth_and_numbers(data: dict[str, Any]) -> None:
+    """MalformedEvent if `data` nests too deep or holds a non-finite number.
+
+    Iterative, so the check never recurses however deep the parser went.
+    """
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
+    while pending:
+        container, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedEvent(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        for item in container.values() if isinstance(container, dict) else container:
+            if isinstance(item, dict | list):
+                pending.append((item, depth + 1))
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise MalformedEvent("body has a number out of range")
 
 
 def text_field(value: object, what: str, *, required: bool = False) -> str | None:
@@ -91,15 +166,21 @@ def dig(data: Mapping[str, Any], *path: str) -> object:
     return current
 
 
+# Event times outside these years are no provider's: refused, never queued.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9998
+
+
 def epoch_seconds(value: object, what: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedEvent(f"{what} is not an integer timestamp")
     try:
-        return datetime.fromtimestamp(value, UTC)
+        moment = datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         raise MalformedEvent(f"{what} is out of range") from None
+    return _plausible(moment, what)
 
 
 def iso_datetime(value: object, what: str) -> datetime | None:
@@ -111,7 +192,22 @@ def iso_datetime(value: object, what: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise MalformedEvent(f"{what} is not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return _plausible(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC), what)
+
+
+def _plausible(moment: datetime, what: str) -> datetime:
+    """A time every later step can hold: in UTC, within years 1970-9998.
+
+    `0001-01-01T00:30+01:00` parses but is year 0 in UTC, which PostgreSQL
+    stores and Python cannot read back: refused here (400), not parked later.
+    """
+    try:
+        utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise MalformedEvent(f"{what} is out of range") from None
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise MalformedEvent(f"{what} is out of range")
+    return moment
 
 
 def body_text(request: WebhookRequest) -> str:

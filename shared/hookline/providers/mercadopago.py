@@ -1,29 +1,42 @@
 """Mercado Pago: `x-signature: ts=<ts>,v1=<hex>`, HMAC-SHA256 of a manifest.
 
 The manifest is `id:{data.id};request-id:{x-request-id};ts:{ts};` where data.id
-comes from the query string and absent parts are left out. The body is not
-signed: only the object id is, so the receiver refuses a body whose data.id is
-not the signed one, and the consumer fetches the object from Mercado Pago's API
-rather than trusting the body.
+comes from the query string and absent parts are left out. Only those three are
+signed; the body is not. So:
 
-No timestamp tolerance: Mercado Pago documents `ts` inconsistently (seconds in
-some places, milliseconds in others) and its own SDK checks none by default. A
-replayed notification only makes the consumer fetch the object's current state
-again, which is harmless.
+- identity: the event id is built from the signed parts (`event_id`), never from
+  the body's `id`, so one signature replayed with any number of other bodies is
+  one event, one ledger row and at most one API fetch;
+- object: the payment is the signed data.id; a body naming another is refused,
+  and the consumer fetches the payment from Mercado Pago's API rather than
+  trusting the body (the body's `type` only routes, `id` is never used);
+- time: `ts` must be within its own tolerance (MERCADOPAGO_TOLERANCE_SECONDS, a
+  day by default), longer than the other providers' because nothing says Mercado
+  Pago re-signs a retry: it retries for days, and a receiver outage longer than a
+  short window would otherwise turn every retry into a 401 and lose the
+  notification. The identity holds no time, so a replay inside the window is a
+  duplicate, never a second event. The official SDKs (Python `mercadopago`
+  3.6.0, sdk-nodejs at 4339894) check no tolerance unless asked
+  (`tolerance_seconds`), and then read `ts` as seconds; their own test vectors
+  carry milliseconds, so a `ts` of 13 digits or more is read as milliseconds;
+- unambiguous manifest: data.id and x-request-id may hold letters, digits, `-`
+  and `_` only. A `;` or `:` would let one signed manifest read as another
+  (`data.id=1;request-id:2` with no request id signs like data.id 1, request id 2).
+  The SDKs take any text; Mercado Pago's ids are alphanumeric (Point's are UUIDs).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hookline.envelope import Envelope
-from hookline.errors import RejectReason, SignatureRejected
+from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
 from hookline.providers.base import (
     WebhookRequest,
     body_text,
     dig,
-    iso_datetime,
     json_object,
     pick_headers,
     required_header,
@@ -34,6 +47,12 @@ from hookline.providers.crypto import hex_digest, matches_any
 SIGNATURE_HEADER = "x-signature"
 REQUEST_ID_HEADER = "x-request-id"
 DATA_ID_PARAM = "data.id"
+# What a signed id may hold: no `;` or `:`, so the manifest reads one way only.
+SIGNED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A `ts` this large is milliseconds (as seconds it would be after the year 33000).
+MILLISECONDS_FROM = 10**12
+# Longer than any time in milliseconds for millennia: refused before int() reads it.
+MAX_TIMESTAMP_DIGITS = 16
 
 
 def _parse_signature_header(header: str) -> tuple[str, str]:
@@ -54,8 +73,12 @@ def _parse_signature_header(header: str) -> tuple[str, str]:
     return timestamp, signature
 
 
-def _present(value: str | None) -> str | None:
-    return value.strip() or None if value is not None else None
+def _signed_id(value: str | None) -> str | None:
+    """A manifest part as the SDK reads it (trimmed, blank is absent), if it is unambiguous."""
+    present = value.strip() or None if value is not None else None
+    if present is not None and not SIGNED_ID.fullmatch(present):
+        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+    return present
 
 
 def manifest(data_id: str | None, request_id: str | None, timestamp: str) -> str:
@@ -68,35 +91,78 @@ def manifest(data_id: str | None, request_id: str | None, timestamp: str) -> str
     return ";".join(parts) + ";"
 
 
+def signed_moment(timestamp: str) -> float:
+    """`ts` in seconds since the epoch, whether Mercado Pago sent seconds or milliseconds."""
+    value = int(timestamp)
+    return value / 1000 if value >= MILLISECONDS_FROM else float(value)
+
+
+def _within_tolerance(timestamp: str, *, now: float, tolerance: int) -> bool:
+    if len(timestamp) > MAX_TIMESTAMP_DIGITS:
+        return False
+    return abs(now - signed_moment(timestamp)) <= tolerance
+
+
+def _occurred_at(timestamp: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(signed_moment(timestamp), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None  # only a request that never verified gets here
+
+
+def event_id(data_id: str, request_id: str | None, timestamp: str) -> str:
+    """The event's identity from signed parts only: `{data.id}:{x-request-id}`.
+
+    The request id names the notification; without one, the signed `ts` does
+    (`{data.id}:ts:{ts}`). Neither id may hold `:`, so the two forms never meet.
+    `ts` is left out when there is a request id: a retry that keeps the request
+    id is the same notification.
+    """
+    return f"{data_id}:{request_id}" if request_id else f"{data_id}:ts:{timestamp}"
+
+
 class MercadoPago:
     name = "mercadopago"
+
+    def __init__(self, tolerance_seconds: int | None = None) -> None:
+        # None: the tolerance every provider is given (SIGNATURE_TOLERANCE_SECONDS).
+        self.tolerance_seconds = tolerance_seconds
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
         timestamp, signature = _parse_signature_header(required_header(request, SIGNATURE_HEADER))
         signed = manifest(
-            _present(request.query.get(DATA_ID_PARAM)),
-            _present(request.header(REQUEST_ID_HEADER)),
+            _signed_id(request.query.get(DATA_ID_PARAM)),
+            _signed_id(request.header(REQUEST_ID_HEADER)),
             timestamp,
         ).encode("utf-8")
         expected = [hex_digest(secret.encode("utf-8"), signed) for secret in secrets]
         if not matches_any(expected, [signature]):
             raise SignatureRejected(RejectReason.MISMATCH)
+        window = self.tolerance_seconds or tolerance
+        if not _within_tolerance(timestamp, now=now, tolerance=window):
+            raise SignatureRejected(RejectReason.TIMESTAMP_OUT_OF_TOLERANCE)
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:
         data = json_object(request.body)
-        signed_id = _present(request.query.get(DATA_ID_PARAM))
+        signed_id = _signed_id(request.query.get(DATA_ID_PARAM))
+        if signed_id is None:
+            # Nothing signed names the object, so nothing can give the event an identity.
+            raise MalformedEvent("the notification has no signed data.id")
+        request_id = _signed_id(request.header(REQUEST_ID_HEADER))
+        timestamp, _ = _parse_signature_header(required_header(request, SIGNATURE_HEADER))
         body_id = text_field(dig(data, "data", "id"), "data.id")
         # The body is unsigned: its object id must be the one the signature covers.
         if body_id is not None and body_id != signed_id:
             raise SignatureRejected(RejectReason.UNSIGNED_FIELD)
         return Envelope(
             provider=self.name,
-            event_id=text_field(data.get("id"), "id", required=True) or "",
+            event_id=event_id(signed_id, request_id, timestamp),
+            # Unsigned: it routes to a handler, which trusts only the signed id.
             event_type=text_field(data.get("type"), "type", required=True) or "",
             object_id=signed_id,
-            occurred_at=iso_datetime(data.get("date_created"), "date_created"),
+            occurred_at=_occurred_at(timestamp),
             received_at=received_at,
             headers=pick_headers(request, [REQUEST_ID_HEADER]),
             body=body_text(request),

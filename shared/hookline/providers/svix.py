@@ -3,6 +3,10 @@
 `{prefix}signature` is a space-separated list of `v1,<base64>`; each is
 HMAC-SHA256 of `{id}.{timestamp}.{body}` keyed with the base64 part of a
 `whsec_...` secret.
+
+As the official SDKs do: the `whsec_` prefix and the base64 padding are
+optional, an empty key is refused, and Svix reads each `svix-*` header, else
+its `webhook-*` twin (Standard Webhooks reads only `webhook-*`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from hookline.envelope import Envelope
 from hookline.errors import ConfigurationError, MalformedEvent, RejectReason, SignatureRejected
@@ -33,12 +37,20 @@ _MILLISECONDS_THRESHOLD = 100_000_000_000
 
 
 def signing_key(secret: str) -> bytes:
+    """The HMAC key a secret encodes; ConfigurationError unless it is base64 of a non-empty key.
+
+    A configuration mistake, not the sender's: fail loudly, never key with nothing.
+    Stricter than the SDKs in one way: characters outside the base64 alphabet
+    (whitespace, URL-safe `-_`) are refused, not silently dropped.
+    """
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:
-        return base64.b64decode(encoded, validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        # A configuration mistake, not the sender's: fail loudly, never accept.
-        raise ConfigurationError("a webhook secret is not whsec_ followed by base64") from None
+        raise ConfigurationError("not whsec_ followed by base64") from None
+    if not key:
+        raise ConfigurationError("whsec_ followed by an empty key")
+    return key
 
 
 def _signatures(header: str) -> list[str]:
@@ -57,7 +69,8 @@ def _signatures(header: str) -> list[str]:
 
 def _occurred_at(value: object) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > _MILLISECONDS_THRESHOLD:
-        return datetime.fromtimestamp(value / 1000, UTC)
+        seconds = epoch_seconds(value // 1000, "timestamp")
+        return None if seconds is None else seconds + timedelta(milliseconds=value % 1000)
     if isinstance(value, int):
         return epoch_seconds(value, "timestamp")
     return iso_datetime(value, "timestamp")
@@ -65,17 +78,26 @@ def _occurred_at(value: object) -> datetime | None:
 
 class Svix:
     name = "svix"
-    header_prefix = "svix-"
+    # In order of precedence, chosen per header: the svix SDK's fallback.
+    header_prefixes: tuple[str, ...] = ("svix-", "webhook-")
+
+    def _header_name(self, request: WebhookRequest, suffix: str) -> str:
+        """The first prefix's header that is present (even empty), as the SDK picks it."""
+        for prefix in self.header_prefixes:
+            if prefix + suffix in request.headers:
+                return prefix + suffix
+        return self.header_prefixes[0] + suffix
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
-        message_id = required_header(request, self.header_prefix + "id")
-        timestamp = required_header(request, self.header_prefix + "timestamp")
-        signatures = _signatures(required_header(request, self.header_prefix + "signature"))
+        message_id = required_header(request, self._header_name(request, "id"))
+        timestamp = required_header(request, self._header_name(request, "timestamp"))
+        signatures = _signatures(required_header(request, self._header_name(request, "signature")))
         if not timestamp.isascii() or not timestamp.isdigit():
             raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-        signed = f"{message_id}.{timestamp}.".encode() + request.body
+        # surrogatepass: building the signed bytes never raises, whatever the headers hold.
+        signed = f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + request.body
         expected = [base64_digest(signing_key(secret), signed) for secret in secrets]
         if not matches_any(expected, signatures):
             raise SignatureRejected(RejectReason.MISMATCH)
@@ -83,12 +105,17 @@ class Svix:
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:
         data = json_object(request.body)
-        message_id = request.header(self.header_prefix + "id")
-        if not message_id:
-            raise MalformedEvent(f"{self.header_prefix}id is missing")
-        occurred_at = _occurred_at(data.get("timestamp"))
+        id_header = self._header_name(request, "id")
+        # Exactly the id verify() signed (stripped): one signature, one identity.
+        message_id = required_header(request, id_header)
+        try:
+            occurred_at = _occurred_at(data.get("timestamp"))
+        except MalformedEvent:
+            # The body's own time is free-form (Go's zero time, a float): the signed
+            # header timestamp, already within the window, says when instead.
+            occurred_at = None
         if occurred_at is None:
-            timestamp = request.header(self.header_prefix + "timestamp") or ""
+            timestamp = request.header(self._header_name(request, "timestamp")) or ""
             occurred_at = (
                 epoch_seconds(int(timestamp), "timestamp") if timestamp.isdigit() else None
             )
@@ -105,4 +132,4 @@ class Svix:
 
 class StandardWebhooks(Svix):
     name = "standard"
-    header_prefix = "webhook-"
+    header_prefixes = ("webhook-",)

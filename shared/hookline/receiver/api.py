@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -17,6 +20,7 @@ from hookline.aws import CLIENT_CONFIG
 from hookline.errors import (
     ConfigurationError,
     HooklineError,
+    InvalidSecret,
     MalformedEvent,
     PayloadTooLarge,
     ProviderDisabled,
@@ -34,6 +38,8 @@ from hookline.secrets import WebhookSecrets
 from hookline.settings import ReceiverSettings
 
 RETRY_AFTER_SECONDS = "30"
+# /health is public: its checks are answered from memory this long, so a flood costs no AWS calls.
+HEALTH_CACHE_SECONDS = 5.0
 
 app = APIGatewayHttpResolver()
 
@@ -41,7 +47,10 @@ app = APIGatewayHttpResolver()
 def build_intake(settings: ReceiverSettings) -> Intake:
     secrets_client = boto3.client("secretsmanager", config=CLIENT_CONFIG)
     return Intake(
-        providers=build_registry(square_notification_url=settings.square_notification_url),
+        providers=build_registry(
+            square_notification_url=settings.square_notification_url,
+            mercadopago_tolerance_seconds=settings.mercadopago_tolerance_seconds,
+        ),
         secrets=WebhookSecrets(settings.secrets_name, SecretsProvider(boto3_client=secrets_client)),
         queue=EventQueue(settings.queue_url, boto3.client("sqs", config=CLIENT_CONFIG)),
         tolerance_seconds=settings.signature_tolerance_seconds,
@@ -105,26 +114,58 @@ def receive_webhook(provider: str) -> Response[str]:
     return _json(200, {"received": True, "event_id": envelope.event_id})
 
 
+def _dependency_checks(dependencies: Intake) -> dict[str, str]:
+    """Each dependency's state: "ok", "unavailable", or "invalid: <providers>" for secrets."""
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("secrets", dependencies.secrets.check),
+        ("queue", dependencies.queue.check),
+    ):
+        try:
+            check()
+        except InvalidSecret as error:
+            # Names the providers and what is wrong, never a value.
+            logger.error("health check failed", extra={"check": name, "detail": str(error)})
+            checks[name] = f"invalid: {', '.join(error.providers)}"
+        except ServiceUnavailable:
+            logger.warning("health check failed", extra={"check": name}, exc_info=True)
+            checks[name] = "unavailable"
+        else:
+            checks[name] = "ok"
+    return checks
+
+
+@dataclass
+class HealthCache:
+    """The last checks of one Intake, answered again until `max_age` has passed."""
+
+    max_age: float = HEALTH_CACHE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _checked: Intake | None = None
+    _checks: dict[str, str] = field(default_factory=dict)
+    _expires: float = 0.0
+
+    def checks(self, dependencies: Intake) -> dict[str, str]:
+        now = self.clock()
+        # Another Intake (a rebuilt container's) has other dependencies: check those.
+        if dependencies is not self._checked or now >= self._expires:
+            self._checks = _dependency_checks(dependencies)
+            self._checked, self._expires = dependencies, now + self.max_age
+        return dict(self._checks)
+
+
+health_cache = HealthCache()
+
+
 @app.get("/health")
 def health() -> Response[str]:
-    checks: dict[str, str] = {}
     try:
         dependencies = intake()
     except ConfigurationError:
         logger.exception("receiver is misconfigured")
         checks = {"configuration": "invalid", "secrets": "unknown", "queue": "unknown"}
     else:
-        for name, check in (
-            ("secrets", dependencies.secrets.check),
-            ("queue", dependencies.queue.check),
-        ):
-            try:
-                check()
-            except ServiceUnavailable:
-                logger.warning("health check failed", extra={"check": name}, exc_info=True)
-                checks[name] = "unavailable"
-            else:
-                checks[name] = "ok"
+        checks = health_cache.checks(dependencies)
     healthy = all(state == "ok" for state in checks.values())
     count("HealthChecks", status="ok" if healthy else "unavailable")
     return _json(

@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from hookline.envelope import Envelope
-from hookline.errors import MalformedEvent, PayloadTooLarge, UnknownProvider
+from hookline.errors import (
+    MalformedEvent,
+    PayloadTooLarge,
+    RejectReason,
+    SignatureRejected,
+    UnknownProvider,
+)
+from hookline.observability import logger
 from hookline.providers import Provider, WebhookRequest
 from hookline.queue import EventQueue
 from hookline.secrets import WebhookSecrets
@@ -44,10 +51,29 @@ class Intake:
             raise PayloadTooLarge(f"body exceeds {self.max_body_bytes} bytes")
         secrets = self.secrets.for_provider(provider.name)
         now = self.clock()
-        provider.verify(request, secrets, now=now, tolerance=self.tolerance_seconds)
+        try:
+            provider.verify(request, secrets, now=now, tolerance=self.tolerance_seconds)
+        except (ValueError, OverflowError) as error:
+            # A signed part verify cannot read (a timestamp past int()'s digit limit,
+            # text that is not UTF-8) proves nothing: refused as malformed, never a 500.
+            logger.warning(
+                "signature check failed to read the request", extra={"error": type(error).__name__}
+            )
+            raise SignatureRejected(RejectReason.MALFORMED_HEADER) from None
         try:
             envelope = provider.normalize(request, received_at=datetime.fromtimestamp(now, UTC))
         except ValidationError as error:
             fields = sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})
             raise MalformedEvent(f"invalid event fields: {', '.join(fields)}") from None
+        except (ValueError, OverflowError, OSError, RecursionError) as error:
+            # normalize only reads the verified request, so a value it cannot convert
+            # (a date past year 9999: ValueError, OverflowError, or OSError from the
+            # platform's time functions) is this event's fault: 400 like any
+            # unreadable event, never a 500. The type is named to find the field; logged
+            # as an error too, since a bug in a provider's normalize would look the same.
+            logger.error(
+                "normalize could not read a verified event",
+                extra={"provider": provider.name, "error": type(error).__name__},
+            )
+            raise MalformedEvent(f"event fields cannot be read: {type(error).__name__}") from None
         return Accepted(envelope=envelope, message_id=self.queue.send(envelope))

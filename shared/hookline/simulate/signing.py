@@ -37,10 +37,8 @@ def signature_headers(
         return {"x-square-hmacsha256-signature": digest}
     if provider == "mercadopago":
         data_id = event.query.get("data.id", "")
-        # Mercado Pago lower-cases an alphanumeric data.id in the manifest.
-        manifest = (
-            f"id:{data_id.lower()};request-id:{event.headers['x-request-id']};ts:{timestamp};"
-        )
+        # data.id exactly as sent in the query, as the official SDKs sign it.
+        manifest = f"id:{data_id};request-id:{event.headers['x-request-id']};ts:{timestamp};"
         return {"x-signature": f"ts={timestamp},v1={_mac(key, manifest.encode()).hex()}"}
     if provider == "shopify":
         return {"x-shopify-hmac-sha256": base64.b64encode(_mac(key, body)).decode()}
@@ -48,7 +46,8 @@ def signature_headers(
         return {"x-hub-signature-256": "sha256=" + _mac(key, body).hex()}
     if provider in ("svix", "standard"):
         prefix = "svix-" if provider == "svix" else "webhook-"
-        signing_key = base64.b64decode(secret.removeprefix("whsec_"))
+        encoded = secret.removeprefix("whsec_")
+        signing_key = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
         signed = f"{event.event_id}.{timestamp}.".encode() + body
         digest = base64.b64encode(_mac(signing_key, signed)).decode()
         return {f"{prefix}timestamp": str(timestamp), f"{prefix}signature": f"v1,{digest}"}
