@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
 from hookline.providers.base import (
+    MAX_TIMESTAMP_DIGITS,
     WebhookRequest,
     body_text,
     dig,
@@ -51,8 +52,6 @@ DATA_ID_PARAM = "data.id"
 SIGNED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # A `ts` this large is milliseconds (as seconds it would be after the year 33000).
 MILLISECONDS_FROM = 10**12
-# Longer than any time in milliseconds for millennia: refused before int() reads it.
-MAX_TIMESTAMP_DIGITS = 16
 
 
 def _parse_signature_header(header: str) -> tuple[str, str]:
