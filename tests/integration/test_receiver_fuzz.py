@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.support import samples
 from tests.support.apigw import http_event, webhook_event
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.signers import SECRETS, sign
+from tests.support.signers import READ_HEADERS, SECRETS, sign
 from tests.support.stack import Stack, load_function
 
 RECEIVER = load_function("receiver")
@@ -158,24 +158,6 @@ def test_validly_signed_random_bodies_are_queued_only_when_answered_200(
 # Issue 11, item 5: hostile but validly signed requests, for every provider.
 # Signed by a holder of the secret, so only the hostile content decides the answer.
 HOSTILE_ANSWERS = {200, 400, 401, 404, 413}
-# Every header each provider reads (verify or normalize).
-READ_HEADERS: dict[str, tuple[str, ...]] = {
-    "stripe": ("stripe-signature",),
-    "square": ("x-square-hmacsha256-signature",),
-    "mercadopago": ("x-signature", "x-request-id"),
-    "shopify": (
-        "x-shopify-hmac-sha256",
-        "x-shopify-topic",
-        "x-shopify-event-id",
-        "x-shopify-webhook-id",
-        "x-shopify-shop-domain",
-        "x-shopify-api-version",
-        "x-shopify-triggered-at",
-    ),
-    "github": ("x-hub-signature-256", "x-github-delivery", "x-github-event", "x-github-hook-id"),
-    "svix": ("svix-id", "svix-timestamp", "svix-signature"),
-    "standard": ("webhook-id", "webhook-timestamp", "webhook-signature"),
-}
 SIGNATURE_CARRIERS = {
     "stripe-signature",
     "x-square-hmacsha256-signature",

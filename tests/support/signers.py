@@ -198,3 +198,24 @@ def sign(
             "user_29w83sxmDNGwOuEthce5gg56FcC" if provider == "svix" else "inv_1234",
         )
     raise ValueError(provider)
+
+
+# Every header each provider reads, in verify or in normalize (hostile-input tests).
+READ_HEADERS: dict[str, tuple[str, ...]] = {
+    "stripe": ("stripe-signature",),
+    "square": ("x-square-hmacsha256-signature",),
+    "mercadopago": ("x-signature", "x-request-id"),
+    "shopify": (
+        "x-shopify-hmac-sha256",
+        "shopify-hmac-sha256",
+        "x-shopify-topic",
+        "x-shopify-event-id",
+        "x-shopify-webhook-id",
+        "x-shopify-shop-domain",
+        "x-shopify-api-version",
+        "x-shopify-triggered-at",
+    ),
+    "github": ("x-hub-signature-256", "x-github-delivery", "x-github-event", "x-github-hook-id"),
+    "svix": ("svix-id", "svix-timestamp", "svix-signature"),
+    "standard": ("webhook-id", "webhook-timestamp", "webhook-signature"),
+}

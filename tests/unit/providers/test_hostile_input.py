@@ -20,29 +20,11 @@ from hookline.providers.base import (
     json_object,
 )
 
-from tests.support.signers import NOW, SECRETS, sign
+from tests.support.signers import NOW, READ_HEADERS, SECRETS, sign
 
 REGISTRY = build_registry()
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
 
-# Every header each provider reads, in verify or in normalize.
-READ_HEADERS: dict[str, tuple[str, ...]] = {
-    "stripe": ("stripe-signature",),
-    "square": ("x-square-hmacsha256-signature",),
-    "mercadopago": ("x-signature", "x-request-id"),
-    "shopify": (
-        "x-shopify-hmac-sha256",
-        "shopify-hmac-sha256",
-        "x-shopify-topic",
-        "x-shopify-event-id",
-        "x-shopify-webhook-id",
-        "x-shopify-shop-domain",
-        "x-shopify-api-version",
-    ),
-    "github": ("x-hub-signature-256", "x-github-delivery", "x-github-event", "x-github-hook-id"),
-    "svix": ("svix-id", "svix-timestamp", "svix-signature"),
-    "standard": ("webhook-id", "webhook-timestamp", "webhook-signature"),
-}
 # Headers inside the signed message or carrying the signature: refused before the HMAC.
 SIGNED_HEADERS: dict[str, tuple[str, ...]] = {
     "stripe": ("stripe-signature",),
