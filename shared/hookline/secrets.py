@@ -42,8 +42,7 @@ _KEY_DECODERS: Mapping[str, Callable[[str], bytes]] = {
     "svix": signing_key,
     "standard": signing_key,
 }
-
-
+# Control characters (a paste mistake) and lone surrogates (no HMAC key) in a secret.
 _UNUSABLE_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
