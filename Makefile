@@ -11,7 +11,7 @@ TOOLS := .tools/venv
 CHECKOV_STAMP := $(TOOLS)/.checkov-$(CHECKOV_VERSION)
 TRANSLATED := .aws-sam/translated-template.json
 
-.PHONY: install run test lint format typecheck validate security build build-local check bench clean
+.PHONY: install run test lint format typecheck validate security build build-local deploy check bench clean
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ format: install
 
 # Each function's app.py is checked on its own: they are all modules named `app`.
 typecheck: install
-	$(BIN)/mypy shared/hookline tests bench
+	$(BIN)/mypy shared/hookline tests bench docs/examples/python
 	@for f in functions/*/app.py; do echo "mypy $$f"; $(BIN)/mypy $$f || exit 1; done
 
 validate: install
@@ -64,6 +64,12 @@ build: install
 # Built for this machine's architecture, so `make run` can run the build output.
 build-local: install
 	$(BIN)/python -m hookline.sam build --architecture host
+
+# `sam build` then `sam deploy` with samconfig.toml's [$(ENV)] environment, --guided
+# when the stack does not exist yet (docs/deploy.md). `make deploy ENV=prod`.
+ENV ?= default
+deploy: install
+	$(BIN)/python -m hookline.deploy --config-env $(ENV)
 
 check: lint typecheck validate security test
 

@@ -17,13 +17,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
-from psycopg.rows import dict_row
 
 from hookline import remote, template
-from hookline.database import describe
+from hookline.database import connect, describe
 from hookline.errors import ConfigurationError, MigrationError
 from hookline.files import write_private
 from hookline.migrate import default_directory, discover, migrate, pending
+from hookline.schema import DEFAULT_SCHEMA, schema_name
 from hookline.simulate.events import Subject, UnknownEventType, lifecycle
 from hookline.simulate.send import Progress, deliver, plan, register_mercadopago_payments
 from hookline.simulate.signing import PROVIDERS, signature_headers
@@ -33,17 +33,24 @@ EXAMPLE_SECRETS = Path("config") / "local-secrets.example.json"
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    if args.stack:
+        return _migrate_deployed(args)
+    if args.profile or args.region:
+        raise ConfigurationError("--profile and --region go with --stack")
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
         print("hookline migrate: set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 2
     try:
+        schema = schema_name(
+            args.schema
+            if args.schema is not None
+            else os.environ.get("DATABASE_SCHEMA") or DEFAULT_SCHEMA
+        )
         migrations = discover(args.directory)
-        with psycopg.connect(
-            url, autocommit=True, connect_timeout=10, row_factory=dict_row
-        ) as connection:
+        with connect(url, schema, connect_timeout=10) as connection:
             run = pending if args.dry_run else migrate
-            todo = run(connection, migrations)
+            todo = run(connection, migrations, schema)
     except MigrationError as error:
         print(f"hookline migrate: {error}", file=sys.stderr)
         return 1
@@ -51,14 +58,57 @@ def _migrate(args: argparse.Namespace) -> int:
         print(f"hookline migrate: {describe(error)}", file=sys.stderr)
         return 1
     names = [f"{m.version}_{m.name}" for m in todo]
+    return _print_migrated(args, schema, names)
+
+
+def _print_migrated(args: argparse.Namespace, schema: str, names: list[str]) -> int:
     if args.json:
-        print(json.dumps({"pending" if args.dry_run else "applied": names}))
+        print(json.dumps({"schema": schema, "pending" if args.dry_run else "applied": names}))
     elif not names:
-        print("Database is up to date.")
+        print(f"Schema {schema} is up to date.")
     else:
         verb = "Would apply" if args.dry_run else "Applied"
-        print("\n".join(f"{verb} {name}" for name in names))
+        print("\n".join(f"{verb} {name} in schema {schema}" for name in names))
     return 0
+
+
+def _migrate_deployed(args: argparse.Namespace) -> int:
+    """The stack's MigrationsFunction runs them, from inside the database's VPC."""
+    local_only = [
+        option
+        for option, value in (
+            ("--database-url", args.database_url),
+            ("--schema", args.schema),
+            ("--directory", args.directory),
+        )
+        if value is not None
+    ]
+    if local_only:
+        raise ConfigurationError(
+            f"{', '.join(local_only)}: the stack's own database, schema and migrations are used"
+        )
+    invoke = remote.deployed(
+        args.stack,
+        remote.MIGRATIONS_OUTPUT,
+        profile=args.profile,
+        region=args.region,
+        label="the migrations function",
+    )
+    answer = invoke({"action": "migrate", "dry_run": args.dry_run})
+    if not answer.get("ok"):
+        print(f"hookline migrate: {answer.get('error') or answer}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer))
+        return 0
+    if answer.get("ahead"):
+        print(
+            f"hookline migrate: schema {answer.get('schema')} has migrations the deployed code"
+            f" does not: {', '.join(answer['ahead'])}",
+            file=sys.stderr,
+        )
+    names = answer.get("pending" if args.dry_run else "applied", [])
+    return _print_migrated(args, str(answer.get("schema")), list(names))
 
 
 def project_directory(given: Path | None) -> Path:
@@ -103,6 +153,7 @@ def _local(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             database_url=args.database_url or os.environ.get("DATABASE_URL") or None,
+            schema=(args.schema if args.schema is not None else os.environ.get("DATABASE_SCHEMA")),
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
             code=args.code,
             build_dir=args.build_dir,
@@ -134,6 +185,11 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     local.add_argument(
         "--database-url",
         help="default: $DATABASE_URL, else an embedded server kept under .hookline/",
+    )
+    local.add_argument(
+        "--schema",
+        help="hookline's PostgreSQL schema (default: $DATABASE_SCHEMA, else the template's, "
+        f"{DEFAULT_SCHEMA}); the database's other schemas are never touched",
     )
     local.add_argument(
         "--code",
@@ -432,6 +488,7 @@ def _status(args: argparse.Namespace) -> int:
         state["queues"],
         clients["sqs"],
         args.database_url or state["database_url"],
+        state.get("database_schema", DEFAULT_SCHEMA),
     )
     report = status.collect(target)
     print(json.dumps(report, indent=2) if args.json else status.render(report))
@@ -540,10 +597,22 @@ def parser() -> argparse.ArgumentParser:
     )
     migrate_command.add_argument("--database-url", help="default: $DATABASE_URL")
     migrate_command.add_argument(
+        "--schema",
+        help="the schema holding hookline's tables (default: $DATABASE_SCHEMA, "
+        f"else {DEFAULT_SCHEMA})",
+    )
+    migrate_command.add_argument(
         "--directory", type=Path, default=None, help=f"default: {default_directory()}"
     )
     migrate_command.add_argument("--dry-run", action="store_true", help="list, apply nothing")
     migrate_command.add_argument("--json", action="store_true", help="machine-readable output")
+    migrate_command.add_argument(
+        "--stack",
+        help="a deployed stack's name: its MigrationsFunction migrates from inside its VPC "
+        "(needs lambda:InvokeFunction and cloudformation:DescribeStacks)",
+    )
+    migrate_command.add_argument("--profile", help="with --stack: the AWS profile")
+    migrate_command.add_argument("--region", help="with --stack: the stack's region")
     migrate_command.set_defaults(run=_migrate)
     _add_local(commands)
     _add_send(commands)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -18,8 +18,33 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnavailable
+from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 Connection = psycopg.Connection[DictRow]
+
+
+def session_options(schema: str, statement_timeout_ms: int | None = None) -> str:
+    """libpq `options` that put a session in hookline's schema (and bound its statements).
+
+    Only the schema: pg_catalog is always searched first, and nothing outside the
+    schema resolves unqualified, so hookline cannot read or write a shop's table
+    by accident, and a shop's callback names its own tables (`public.orders`).
+    """
+    options = f"-c search_path={schema_name(schema)}"
+    if statement_timeout_ms is not None:
+        options += f" -c statement_timeout={statement_timeout_ms}"
+    return options
+
+
+def connect(url: str, schema: str = DEFAULT_SCHEMA, **kwargs: Any) -> Connection:
+    """A connection in `schema` (autocommit, dict rows), for commands and tools."""
+    return psycopg.connect(
+        url,
+        autocommit=True,
+        row_factory=dict_row,
+        options=session_options(schema),
+        **kwargs,
+    )
 
 
 # SQLSTATE classes that describe the server, the session or the deployment, never
@@ -61,6 +86,7 @@ class Database:
         conninfo: Callable[[], str],
         *,
         application_name: str = "hookline",
+        schema: str = DEFAULT_SCHEMA,
         connect_timeout_seconds: int = 3,
         statement_timeout_ms: int = 10_000,
         idle_check_seconds: float = 30.0,
@@ -69,8 +95,8 @@ class Database:
     ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
+        self._options = session_options(schema, statement_timeout_ms)
         self._connect_timeout = connect_timeout_seconds
-        self._statement_timeout_ms = statement_timeout_ms
         self._idle_check = idle_check_seconds
         self._retry_after_failure = retry_after_failure_seconds
         self._clock = clock
@@ -111,7 +137,7 @@ class Database:
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout,
                 application_name=self._application_name,
-                options=f"-c statement_timeout={self._statement_timeout_ms}",
+                options=self._options,
             )
         except psycopg.Error as error:
             self._failed_at = now
@@ -139,18 +165,26 @@ class Database:
                 connection.close()
 
 
-def conninfo_from_secret(secret: Any) -> str:
-    """A libpq connection string from an RDS-style secret (username, password, host, ...)."""
+def conninfo_from_secret(secret: Any, defaults: Mapping[str, str | None] | None = None) -> str:
+    """A libpq connection string from an RDS-style secret (username, password, host, ...).
+
+    An RDS-managed master-user secret holds only username and password: `defaults`
+    (DATABASE_HOST, DATABASE_PORT, DATABASE_NAME) supply what the secret lacks; what
+    the secret holds wins, so a secret that moves the database moves hookline too.
+    """
     if not isinstance(secret, dict):
         raise SecretsUnavailable("the database secret is not a JSON object")
-    missing = [key for key in ("host", "username", "password") if not secret.get(key)]
+    given = {key: value for key, value in (defaults or {}).items() if value}
+    merged = {**given, **{key: value for key, value in secret.items() if value}}
+    missing = [key for key in ("host", "username", "password") if not merged.get(key)]
     if missing:
-        raise ConfigurationError(f"the database secret lacks {', '.join(missing)}")
+        hint = " (set DatabaseHost for an RDS-managed secret)" if "host" in missing else ""
+        raise ConfigurationError(f"the database secret lacks {', '.join(missing)}{hint}")
     return make_conninfo(
-        host=str(secret["host"]),
-        port=str(secret.get("port", 5432)),
-        dbname=str(secret.get("dbname") or secret.get("database") or "postgres"),
-        user=str(secret["username"]),
-        password=str(secret["password"]),
-        sslmode=str(secret.get("sslmode", "require")),
+        host=str(merged["host"]),
+        port=str(merged.get("port", 5432)),
+        dbname=str(merged.get("dbname") or merged.get("database") or "postgres"),
+        user=str(merged["username"]),
+        password=str(merged["password"]),
+        sslmode=str(merged.get("sslmode", "require")),
     )

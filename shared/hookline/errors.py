@@ -91,6 +91,15 @@ class ProviderApiUnavailable(ServiceUnavailable):
     """A provider's API timed out, rate-limited or failed; retry later."""
 
 
+class CallbackFailed(ServiceUnavailable):
+    """A shop's order callback raised (`registry.on_order_change`): the event rolls back.
+
+    Transient on purpose: the event is fine; the shop's code or table is wrong,
+    and a deploy or a migration fixes it. So the event is retried with backoff
+    until it applies, never counts as one of its own failures, never parked.
+    """
+
+
 class OutOfTime(HooklineError):
     """Not enough of the invocation is left to start (or finish) this work.
 

@@ -10,6 +10,11 @@ Every orphan whose order exists is settled, however many others wait for
 orders that never come (abandoned checkouts): the orders are found by joining
 on them, not by walking the oldest orphans. Each order is its own transaction,
 so one that cannot be settled is logged and counted, and the rest go on.
+
+Settling changes orders like applying an event does, so the shop's order
+callbacks run and the NOTIFY is sent the same way (hookline.outbox), naming the
+latest of the settled events as the cause. A callback that fails leaves the
+order's orphans waiting for the next run; it never parks them.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ import psycopg
 
 from hookline.database import Connection, describe
 from hookline.deadline import Deadline
-from hookline.errors import DatabaseUnavailable
+from hookline.errors import CallbackFailed, DatabaseUnavailable
+from hookline.handlers import HandlerRegistry
+from hookline.handlers import registry as default_registry
 from hookline.ledger import park
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
+from hookline.outbox import Cause, publish
 from hookline.payments import report_order_changes, sync_order
 
 ORPHAN_REASON = "orphan_deadline"
@@ -47,6 +55,7 @@ def settle(
     deadline: timedelta,
     until: Deadline | None = None,
     batch: int = 200,
+    registry: HandlerRegistry = default_registry,
 ) -> SettleResult:
     """Apply orphans whose order now exists; park those past `deadline` whose order does not."""
     until = until or Deadline.never()
@@ -68,8 +77,8 @@ def settle(
                 break
             after = order_id
             try:
-                settled += _settle_order(connection, order_id)
-            except (DatabaseUnavailable, psycopg.Error) as error:
+                settled += _settle_order(connection, order_id, registry)
+            except (DatabaseUnavailable, CallbackFailed, psycopg.Error) as error:
                 _broken(connection, error)
                 count("OrphansFailed")
                 logger.error(
@@ -92,19 +101,29 @@ def _broken(connection: Connection, error: Exception) -> None:
         raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
 
 
-def _settle_order(connection: Connection, order_id: str) -> int:
+def _settle_order(connection: Connection, order_id: str, registry: HandlerRegistry) -> int:
     """Recompute the order and mark its orphans applied; how many were."""
     with connection.transaction():
         locks = RowLocks(connection)
         if sync_order(locks, order_id) is None:  # the shop deleted it meanwhile
             return 0
-        result = connection.execute(
+        settled = connection.execute(
             "UPDATE webhook_events SET status = 'applied', processed_at = now()"
-            " WHERE status = 'orphaned' AND order_id = %s",
+            " WHERE status = 'orphaned' AND order_id = %s"
+            " RETURNING provider, event_id, event_type,"
+            " coalesce(occurred_at, received_at) AS happened_at",
             (order_id,),
-        )
+        ).fetchall()
+        if not settled:
+            # Another run settled them meanwhile, and published what that changed.
+            raise psycopg.Rollback()
+        latest = max(settled, key=lambda row: (row["happened_at"], row["event_id"]))
+        cause = Cause(latest["provider"], latest["event_id"], latest["event_type"])
+        publish(locks, cause, registry.order_callbacks)
+    if not settled:
+        return 0
     report_order_changes(locks.order_changes)
-    return result.rowcount
+    return len(settled)
 
 
 def _park_expired(

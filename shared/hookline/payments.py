@@ -374,16 +374,32 @@ def ensure_order(locks: RowLocks, order_id: str, amount: int, currency: str) -> 
     )
 
 
+def _order_state(row: dict[str, Any]) -> OrderState:
+    return OrderState(
+        status=OrderStatus(row["status"]),
+        amount=int(row["amount"]),
+        currency=str(row["currency"]),
+        paid_amount=int(row["paid_amount"]),
+        refunded_amount=int(row["refunded_amount"]),
+    )
+
+
 def cancel_order(locks: RowLocks, order_id: str) -> bool:
     """Mark the order canceled; return whether that changed it."""
-    if _lock_order(locks, order_id) is None:
+    row = _lock_order(locks, order_id)
+    if row is None:
         return False
-    result = locks.connection.execute(
-        "UPDATE orders SET status = 'canceled', updated_at = now()"
-        " WHERE id = %s AND status <> 'canceled'",
-        (order_id,),
+    before = _order_state(row)
+    if before.status is OrderStatus.CANCELED:
+        return False
+    locks.connection.execute(
+        "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = %s", (order_id,)
     )
-    return result.rowcount > 0
+    # A change like any other: the shop's callbacks and listeners hear of it (hookline.outbox).
+    locks.order_changes.append(
+        OrderChange(order_id, before, replace(before, status=OrderStatus.CANCELED))
+    )
+    return True
 
 
 def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
@@ -396,13 +412,7 @@ def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
     row = _lock_order(locks, order_id)
     if row is None:
         return None
-    before = OrderState(
-        status=OrderStatus(row["status"]),
-        amount=int(row["amount"]),
-        currency=str(row["currency"]),
-        paid_amount=int(row["paid_amount"]),
-        refunded_amount=int(row["refunded_amount"]),
-    )
+    before = _order_state(row)
     payment_rows = locks.connection.execute(
         f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE order_id = %s",  # noqa: S608
         (order_id,),
@@ -421,7 +431,9 @@ def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
 
 def net_order_changes(changes: list[OrderChange]) -> list[OrderChange]:
     """Per order, what one transaction changed: its first state to its last (it may
-    recompute one order several times on the way)."""
+    recompute one order several times on the way). Before commit, `hookline.outbox`
+    publishes these to the shop (callbacks, NOTIFY); after it, `report_order_changes`
+    counts them."""
     net: dict[str, OrderChange] = {}
     for change in changes:
         first = net.get(change.order_id, change)

@@ -1,4 +1,4 @@
-"""Reaching a stack's reconciler, for operator commands: the same Lambda Invoke call
+"""Reaching a stack's functions, for operator commands: the same Lambda Invoke call
 against AWS (`--stack NAME`, with the operator's credentials, needing only
 lambda:InvokeFunction and cloudformation:DescribeStacks) or the local stack."""
 
@@ -9,45 +9,64 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hookline.errors import ConfigurationError
 
 RECONCILER = "ReconcilerFunction"
-# The stack output naming the deployed reconciler (template.yaml Outputs).
+# The stack outputs naming the deployed functions (template.yaml Outputs).
 RECONCILER_OUTPUT = "ReconcilerFunctionName"
+MIGRATIONS_OUTPUT = "MigrationsFunctionName"
+
+# An invoke waits for the function's answer (a migration may take minutes; Lambda
+# allows 15) and is never retried: an operator action or a migration runs once.
+INVOKE_CONFIG = Config(
+    connect_timeout=10, read_timeout=900, retries={"total_max_attempts": 1, "mode": "standard"}
+)
 
 Invoke = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
-def _invoker(client: Any, function_name: str) -> Invoke:
+def _invoker(client: Any, function_name: str, label: str = "the reconciler") -> Invoke:
     def invoke(payload: Mapping[str, Any]) -> dict[str, Any]:
         try:
             response = client.invoke(
                 FunctionName=function_name, Payload=json.dumps(payload).encode()
             )
         except (BotoCoreError, ClientError) as error:
-            raise ConfigurationError(f"cannot invoke the reconciler: {error}") from error
+            raise ConfigurationError(f"cannot invoke {label}: {error}") from error
         answer: Any = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
             message = answer.get("errorMessage") if isinstance(answer, dict) else answer
-            raise ConfigurationError(f"the reconciler failed: {message}")
+            raise ConfigurationError(f"{label} failed: {message}")
         if not isinstance(answer, dict):
-            raise ConfigurationError("the reconciler answered something unexpected")
+            raise ConfigurationError(f"{label} answered something unexpected")
         return answer
 
     return invoke
 
 
-def deployed(stack_name: str) -> Invoke:
+def deployed(
+    stack_name: str,
+    output: str = RECONCILER_OUTPUT,
+    *,
+    profile: str | None = None,
+    region: str | None = None,
+    label: str = "the reconciler",
+) -> Invoke:
+    """Invoke the function a deployed stack names in `output`."""
     try:
-        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        session = boto3.Session(profile_name=profile, region_name=region)
+        stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except (BotoCoreError, ClientError) as error:
         raise ConfigurationError(f"cannot read stack {stack_name}: {error}") from error
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    if RECONCILER_OUTPUT not in outputs:
-        raise ConfigurationError(f"stack {stack_name} has no {RECONCILER_OUTPUT} output")
-    return _invoker(boto3.client("lambda"), outputs[RECONCILER_OUTPUT])
+    if output not in outputs:
+        raise ConfigurationError(
+            f"stack {stack_name} has no {output} output (deployed before it existed? deploy again)"
+        )
+    return _invoker(session.client("lambda", config=INVOKE_CONFIG), outputs[output], label)
 
 
 def local(state: Mapping[str, Any]) -> Invoke:

@@ -11,6 +11,11 @@ directory first for the SAM process only.
 `translate` is what CloudFormation deploys: template.yaml after the SAM
 transform (roles, event source mappings, permissions SAM adds), offline, for
 the template security test and checkov (`make security`).
+
+The HooklineLayer holds the migrations MigrationsFunction applies on every
+deploy: shared/hookline/migrations is a symbolic link to db/migrations, which
+`sam build` copies as files (and its build cache hashes through), however the
+build is started.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hookline.errors import ConfigurationError
+from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 
 class _EnvSettings(BaseModel):
@@ -50,12 +51,33 @@ class DatabaseSettings(_EnvSettings):
     database_secret_name: str | None = None
     database_connect_timeout_seconds: int = Field(default=3, ge=1, le=30)
     database_statement_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    # The one PostgreSQL schema holding everything hookline creates.
+    database_schema: str = DEFAULT_SCHEMA
+    # What the secret lacks: an RDS-managed master-user secret holds only username and password.
+    database_host: str | None = None
+    database_port: int | None = Field(default=None, ge=1, le=65_535)
+    database_name: str | None = None
 
-    @field_validator("database_url", "database_secret_name", mode="before")
+    @field_validator(
+        "database_url",
+        "database_secret_name",
+        "database_host",
+        "database_port",
+        "database_name",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # template.yaml passes "" for the option a deployment does not use.
         return None if value == "" else value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _valid_schema(cls, value: str) -> str:
+        try:
+            return schema_name(value)
+        except ConfigurationError as error:
+            raise ValueError(str(error)) from None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
-from psycopg.rows import dict_row
 
-from hookline.database import describe
+from hookline.database import connect, describe
+from hookline.schema import DEFAULT_SCHEMA
 
 _DEPTHS = {
     "visible": "ApproximateNumberOfMessages",
@@ -32,6 +32,7 @@ class Target:
     queues: Mapping[str, str]
     sqs: Any
     database_url: str | None
+    schema: str = DEFAULT_SCHEMA
 
 
 def queue_depths(sqs: Any, queues: Mapping[str, str]) -> dict[str, Any]:
@@ -49,9 +50,9 @@ def queue_depths(sqs: Any, queues: Mapping[str, str]) -> dict[str, Any]:
     return depths
 
 
-def database_status(url: str) -> dict[str, Any]:
+def database_status(url: str, schema: str = DEFAULT_SCHEMA) -> dict[str, Any]:
     try:
-        with psycopg.connect(url, connect_timeout=5, row_factory=dict_row) as db:
+        with connect(url, schema, connect_timeout=5) as db:
             ledger = {
                 row["status"]: row["count"]
                 for row in db.execute(
@@ -100,7 +101,7 @@ def collect(target: Target) -> dict[str, Any]:
         "queues": queue_depths(target.sqs, target.queues),
     }
     if target.database_url:
-        report["database"] = database_status(target.database_url)
+        report["database"] = database_status(target.database_url, target.schema)
     else:
         report["database"] = {"error": "no database URL: pass --database-url or set DATABASE_URL"}
     return report

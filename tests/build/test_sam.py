@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hookline import sam
+from hookline.migrate import discover
 
 from tests.build.conftest import run_or_fail
 from tests.support.apigw import http_event
@@ -32,6 +33,19 @@ def test_arm64_build_ships_aarch64_wheels(tmp_path: Path) -> None:
     assert list(layer.glob("psycopg_binary/_psycopg*aarch64*.so"))
     hookline_layer = tmp_path / "arm64" / "HooklineLayer" / "python" / "hookline"
     assert (hookline_layer / "consumer" / "batch.py").exists()
+    assert list(layer.glob("crhelper/resource_helper.py"))
+
+
+def test_the_built_layer_ships_the_migrations(x86_build: Path) -> None:
+    """MigrationsFunction applies what the layer holds: exactly db/migrations, as files
+    (the package's migrations directory is a link to db/migrations)."""
+    source = ROOT / "db" / "migrations"
+    assert (ROOT / "shared" / "hookline" / "migrations").resolve() == source
+    shipped = x86_build / "HooklineLayer" / "python" / "hookline" / "migrations"
+    assert not shipped.is_symlink()
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in source.iterdir())
+    for path in source.iterdir():
+        assert (shipped / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def run_function(build: Path, function: str, script: str, env: dict[str, str]) -> str:
@@ -135,3 +149,25 @@ def test_consumer_from_the_build_applies_an_event(
         assert result_of(output) == {"batchItemFailures": []}
         with psycopg.connect(url) as db:
             assert db.execute("SELECT status FROM orders").fetchone() == ("paid",)
+
+
+def test_migrations_from_the_build_apply_the_shipped_migrations(
+    x86_build: Path, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """crhelper loads from the layer, and the function finds the migrations inside it."""
+    with fresh_database(postgres, None) as url:
+        event = tmp_path / "event.json"
+        event.write_text(json.dumps({"action": "migrate"}))
+        output = run_function(
+            x86_build,
+            "MigrationsFunction",
+            INVOKE.format(event=str(event)),
+            {"DATABASE_URL": url, "DATABASE_SCHEMA": "hookline"},
+        )
+        names = [f"{m.version}_{m.name}" for m in discover(ROOT / "db" / "migrations")]
+        assert result_of(output) == {
+            "ok": True,
+            "schema": "hookline",
+            "applied": names,
+            "ahead": [],
+        }

@@ -40,6 +40,54 @@ def test_credentials_from_an_rds_style_secret(aws: None, database_url: str) -> N
     database.discard()
 
 
+def test_an_rds_managed_secret_works_as_is_with_the_host_from_the_stack(
+    aws: None, database_url: str
+) -> None:
+    """RDS's own master-user secret (`rds!db-...`) holds username and password only;
+    DatabaseHost/DatabasePort/DatabaseName (DATABASE_HOST/_PORT/_NAME) say where."""
+    parts = conninfo_to_dict(database_url)
+    boto3.client("secretsmanager").create_secret(
+        Name="rds!db-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
+        SecretString=json.dumps(
+            {"username": parts.get("user") or "root", "password": "not-a-real-password"}
+        ),
+    )
+    settings = DatabaseSettings.from_env(
+        {
+            "DATABASE_SECRET_NAME": "rds!db-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
+            "DATABASE_HOST": str(parts.get("host", "127.0.0.1")),
+            "DATABASE_PORT": str(parts.get("port") or 5432),
+            "DATABASE_NAME": str(parts["dbname"]),
+        }
+    )
+    conninfo = database_conninfo(settings, SecretsProvider())
+    # The server here is local and plain; RDS's default (require) is kept otherwise.
+    database = Database(lambda: conninfo().replace("sslmode=require", "sslmode=disable"))
+    row = database.connection().execute("SELECT current_database() AS name").fetchone()
+    assert row == {"name": parts["dbname"]}
+    assert "sslmode=require" in conninfo()
+    database.discard()
+
+
+def test_the_secret_wins_over_the_stacks_defaults() -> None:
+    conninfo = conninfo_to_dict(
+        conninfo_from_secret(
+            {"host": "db.internal", "username": "u", "password": "p", "dbname": "shop"},
+            {"host": "old.internal", "port": "6432", "dbname": "postgres"},
+        )
+    )
+    assert (conninfo["host"], conninfo["port"], conninfo["dbname"]) == (
+        "db.internal",
+        "6432",
+        "shop",
+    )
+
+
+def test_an_rds_managed_secret_without_a_host_says_which_parameter_to_set() -> None:
+    with pytest.raises(ConfigurationError, match="DatabaseHost"):
+        conninfo_from_secret({"username": "u", "password": "p"}, {"host": None})
+
+
 def test_a_secret_without_host_or_user_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="host, username"):
         conninfo_from_secret({"password": "x"})

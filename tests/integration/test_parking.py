@@ -115,9 +115,11 @@ def limited_role(database_url: str, db: Any) -> Iterator[str]:
     """A role the consumer connects as, allowed no connections (a full connection limit)."""
     role = f"hookline_limited_{time.monotonic_ns()}"
     db.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 0").format(sql.Identifier(role)))
-    db.execute(
-        sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role))
-    )
+    for grant in (
+        "GRANT USAGE ON SCHEMA hookline TO {}",
+        "GRANT ALL ON ALL TABLES IN SCHEMA hookline TO {}",
+    ):
+        db.execute(sql.SQL(grant).format(sql.Identifier(role)))
     try:
         yield role
     finally:

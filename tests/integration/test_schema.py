@@ -62,7 +62,7 @@ def sql_literals(package: Path) -> list[str]:
 def columns(db: Connection) -> dict[str, set[str]]:
     rows = db.execute(
         "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema = 'public'"
+        " WHERE table_schema = current_schema()"
     ).fetchall()
     found: dict[str, set[str]] = {}
     for row in rows:

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from hookline.database import session_options
 from hookline.local.services import embedded_postgres
 from hookline.migrate import migrate
+from hookline.schema import DEFAULT_SCHEMA
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
@@ -99,12 +101,22 @@ def migrated_template(server: PostgresServer) -> Iterator[str]:
         server.drop_database(name)
 
 
+def in_schema(url: str, schema: str = DEFAULT_SCHEMA) -> str:
+    """`url` whose sessions resolve unqualified names in hookline's schema, as hookline's own do.
+
+    The tests' own connections read hookline's tables unqualified; hookline's code
+    sets its search_path itself (DATABASE_SCHEMA) and ignores this.
+    """
+    return make_conninfo(url, options=session_options(schema))
+
+
 @contextmanager
 def fresh_database(server: PostgresServer, template: str | None) -> Iterator[str]:
+    """A new database (a copy of `template`), as a URL in hookline's schema."""
     name = server.new_name("test")
     url = server.create_database(name, template)
     try:
-        yield url
+        yield in_schema(url)
     finally:
         server.drop_database(name)
 

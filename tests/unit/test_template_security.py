@@ -79,6 +79,10 @@ EXPECTED_GRANTS = {
         ("cloudwatch:GetMetricStatistics", "*"),
         ("lambda:UpdateEventSourceMapping", "event-source-mapping:${ConsumerFunctionQueue}"),
     },
+    # The Migrations custom resource; it answers CloudFormation through a presigned URL.
+    "MigrationsFunction": {
+        ("secretsmanager:GetSecretValue", "secret:${DatabaseSecretName}-??????"),
+    },
 }
 
 
@@ -114,23 +118,26 @@ def _branches(
         yield value, conditions
 
 
-def _policy_documents(name: str, resource: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+def _policy_documents(
+    name: str, resource: Mapping[str, Any]
+) -> Iterator[tuple[Mapping[str, Any], tuple[str, ...]]]:
+    """Each policy document, with the conditions a whole policy sits under."""
     properties = resource.get("Properties", {})
     if resource["Type"] == "AWS::IAM::Role":
-        for policy, _ in _branches(properties.get("Policies", [])):
+        for policy, outer in _branches(properties.get("Policies", [])):
             for item in _as_list(policy):
-                for document, _ in _branches(item):
-                    yield document["PolicyDocument"]
+                for document, inner in _branches(item):
+                    yield document["PolicyDocument"], (*outer, *inner)
     elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-        yield properties["PolicyDocument"]
+        yield properties["PolicyDocument"], ()
 
 
 def statements(template: Mapping[str, Any]) -> Iterator[Statement]:
     for name, resource in template["Resources"].items():
-        for document in _policy_documents(name, resource):
+        for document, outer in _policy_documents(name, resource):
             for item in _as_list(document["Statement"]):
                 for body, conditions in _branches(item):
-                    yield Statement(name, body, conditions)
+                    yield Statement(name, body, (*outer, *conditions))
 
 
 def render(resource: Any) -> str:
@@ -250,7 +257,11 @@ def test_no_statement_names_a_database_secret_that_is_not_configured(
         for statement in statements(translated)
         if any("DatabaseSecretName" in resource for _, resource in grants(statement))
     ]
-    assert {statement.owner for statement in naming} == {"ConsumerRole", "ReconcilerRole"}
+    assert {statement.owner for statement in naming} == {
+        "ConsumerRole",
+        "ReconcilerRole",
+        "MigrationsRole",
+    }
     for statement in naming:
         assert statement.conditions == ("HasDatabaseSecret",), statement
         assert render(statement.body["Resource"]) == "secret:${DatabaseSecretName}-??????"

@@ -4,6 +4,9 @@ How an attempt ends decides what happens next, and whose fault it was:
 - applied (or stale, ignored, orphaned): committed with its ledger row;
 - a dependency failed (PostgreSQL, a provider API): `ServiceUnavailable`, try
   again later; it never counts against the event;
+- a shop's order callback raised: `CallbackFailed`, a `ServiceUnavailable` too:
+  the whole event rolls back and is retried until the shop's code works; the
+  event is fine, so it never counts against it and is never parked for it;
 - out of time: `OutOfTime`, handed back untouched;
 - the event itself failed (malformed, unknown to the provider, a handler bug):
   recorded as one of its own failures, and once it has failed
@@ -40,6 +43,7 @@ from hookline.ledger import (
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
+from hookline.outbox import Cause, publish
 from hookline.payloads import parse, store
 from hookline.payments import report_order_changes
 
@@ -110,6 +114,13 @@ class Applier:
                         orphan=True,
                     )
                     outcome = replace(outcome, status=LedgerStatus.PARKED)
+                # Last before commit: the shop's callbacks see every write, and theirs
+                # commit with them (or CallbackFailed rolls everything back).
+                publish(
+                    locks,
+                    Cause(envelope.provider, envelope.event_id, envelope.event_type),
+                    self._registry.order_callbacks,
+                )
         except psycopg.Error as error:
             if connection.closed or connection.broken:
                 self._database.discard()

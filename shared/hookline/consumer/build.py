@@ -31,7 +31,12 @@ def database_conninfo(settings: DatabaseSettings, secrets: SecretsProvider) -> C
         return lambda: url
     name = settings.database_secret_name
     assert name is not None  # DatabaseSettings requires one of the two
-    return lambda: conninfo_from_secret(secrets.get(name, transform="json", max_age=300))
+    defaults = {
+        "host": settings.database_host,
+        "port": None if settings.database_port is None else str(settings.database_port),
+        "dbname": settings.database_name,
+    }
+    return lambda: conninfo_from_secret(secrets.get(name, transform="json", max_age=300), defaults)
 
 
 def build_database(
@@ -40,6 +45,7 @@ def build_database(
     return Database(
         database_conninfo(settings, secrets),
         application_name=application_name,
+        schema=settings.database_schema,
         connect_timeout_seconds=settings.database_connect_timeout_seconds,
         statement_timeout_ms=settings.database_statement_timeout_ms,
     )

@@ -16,19 +16,26 @@ exact handler, a team's included, always wins). A provider whose event type is
 an unsigned label (Shopify's topic) uses it, so that what happens follows the
 signed body whatever the label says, instead of an unknown label meaning
 `ignored`. `event_types(provider)` still lists the exact types only.
+
+The shop learns what happened to its orders through callbacks registered the
+same way, `@registry.on_order_change`: each runs inside the transaction that
+changed an order, with the order before and after (hookline.outbox).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from hookline.handlers.base import Handler
+from hookline.outbox import OrderCallback
 
 
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[tuple[str, str], Handler] = {}
         self._fallbacks: dict[str, Handler] = {}
+        self._order_callbacks: list[OrderCallback] = []
 
     def register(
         self, provider: str, *event_types: str, replace: bool = False
@@ -69,6 +76,30 @@ class HandlerRegistry:
         """The exact handler, else the provider's fallback, else None (`ignored`)."""
         handler = self._handlers.get((provider, event_type))
         return handler if handler is not None else self._fallbacks.get(provider)
+
+    def on_order_change(self, callback: OrderCallback) -> OrderCallback:
+        """Decorator: run `callback(connection, change)` inside every transaction that
+        changes an order's status or amounts, after the order row is written.
+
+        Callbacks run in the order they were registered. Registering one twice, or
+        an `async def` (whose coroutine would never run), is an error.
+        """
+        if not callable(callback):
+            raise TypeError(f"{callback!r} is not callable")
+        if inspect.iscoroutinefunction(callback):
+            raise TypeError(
+                "an order callback runs inside the database transaction: use a plain def"
+            )
+        if callback in self._order_callbacks:
+            name = getattr(callback, "__qualname__", repr(callback))
+            raise ValueError(f"{name} is already an order callback")
+        self._order_callbacks.append(callback)
+        return callback
+
+    @property
+    def order_callbacks(self) -> tuple[OrderCallback, ...]:
+        """The order callbacks, in the order they run."""
+        return tuple(self._order_callbacks)
 
     def event_types(self, provider: str) -> list[str]:
         """Every event type `provider` has an exact handler for, sorted (no fallback)."""

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import psycopg
-from psycopg.rows import dict_row
 
 from hookline import template
 from hookline.aws import CLIENT_CONFIG
+from hookline.database import connect
 from hookline.errors import ConfigurationError
 from hookline.files import write_private
 from hookline.local import resources, services
@@ -47,6 +46,7 @@ from hookline.local.wiring import Schedule, Wiring
 from hookline.local.wiring import load as load_wiring
 from hookline.migrate import migrate
 from hookline.sam import host_architecture
+from hookline.schema import schema_name
 
 STATE_FILE = "stack.json"
 STACK_NAME = "hookline-local"
@@ -64,6 +64,8 @@ class LocalOptions:
     host: str = "127.0.0.1"
     port: int = 3000
     database_url: str | None = None
+    # hookline's schema; None: a DatabaseSchema parameter override, else the template's.
+    schema: str | None = None
     endpoint_url: str | None = None
     code: str = "auto"  # auto | build | source
     build_dir: Path | None = None
@@ -138,6 +140,7 @@ class RunningStack:
     region: str
     stack_name: str
     database_url: str
+    database_schema: str
     code: str
     secrets_file: str
     sandbox_url: str
@@ -154,6 +157,7 @@ class RunningStack:
             "region": self.region,
             "stack_name": self.stack_name,
             "database_url": self.database_url,
+            "database_schema": self.database_schema,
             "code": self.code,
             "secrets_file": self.secrets_file,
             "sandbox_url": self.sandbox_url,
@@ -235,6 +239,20 @@ def _secret_name(document: Mapping[str, Any], resolver: template.Resolver) -> st
     return str(resolver.resolve(value))
 
 
+def database_schema(options: LocalOptions, document: Mapping[str, Any]) -> str:
+    """--schema, else a DatabaseSchema parameter override, else the template's default."""
+    overridden = options.parameters.get("DatabaseSchema")
+    if options.schema is not None and overridden and options.schema != overridden:
+        raise ConfigurationError(
+            f"--schema {options.schema} and DatabaseSchema={overridden} disagree: give one"
+        )
+    default = document.get("Parameters", {}).get("DatabaseSchema", {}).get("Default")
+    chosen = options.schema if options.schema is not None else overridden or default
+    if chosen is None:
+        raise ConfigurationError("template.yaml declares no DatabaseSchema parameter")
+    return schema_name(str(chosen))
+
+
 class LocalStack:
     def __init__(self, options: LocalOptions, console: Console) -> None:
         self.options = options
@@ -255,7 +273,7 @@ class LocalStack:
             )
         return invocation
 
-    def _database(self) -> str:
+    def _database(self, schema: str) -> str:
         url = self.options.database_url
         if not url:
             self.console.info(
@@ -264,10 +282,11 @@ class LocalStack:
             url = self._exit.enter_context(
                 services.embedded_postgres(self.options.data_dir / "postgres")
             )
-        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection:
-            applied = migrate(connection)
+        # The database may hold a shop's own tables: migrate touches hookline's schema only.
+        with connect(url, schema) as connection:
+            applied = migrate(connection, schema=schema)
         names = ", ".join(f"{m.version}_{m.name}" for m in applied) or "none pending"
-        self.console.info("postgres", f"migrations: {names}")
+        self.console.info("postgres", f"schema {schema}, migrations: {names}")
         return url
 
     def _endpoint(self) -> str:
@@ -296,7 +315,8 @@ class LocalStack:
         document = template.load(choice.template_path)
         # Before anything starts: an unusable secret would only ever answer 503.
         secret_text = resources.secret_document(options.secrets_file)
-        database_url = self._database()
+        schema = database_schema(options, document)
+        database_url = self._database(schema)
         endpoint = self._endpoint()
         credentials = json.loads(secret_text)
         sandbox = self._exit.enter_context(
@@ -314,6 +334,7 @@ class LocalStack:
         api_base = f"http://{options.host}:{port}"
         parameters = {
             "DatabaseUrl": database_url,
+            "DatabaseSchema": schema,
             "SquareNotificationUrl": f"{api_base}/webhooks/square",
             "MercadoPagoApiUrl": sandbox.mercadopago_url,
             "StripeApiUrl": sandbox.stripe_url,
@@ -386,6 +407,7 @@ class LocalStack:
             region=REGION,
             stack_name=STACK_NAME,
             database_url=database_url,
+            database_schema=schema,
             code=choice.mode,
             secrets_file=str(options.secrets_file),
             sandbox_url=sandbox.url,

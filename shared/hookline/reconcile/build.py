@@ -91,6 +91,7 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
             {"EventsQueue": settings.queue_url, "EventsDLQ": settings.dlq_url},
             sqs,
             conninfo(),
+            settings.database_schema,
         ),
         Recoverer(
             lambda: event_listings(settings, webhook_secrets),

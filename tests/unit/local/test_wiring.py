@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hookline import template
+from hookline.errors import ConfigurationError
+from hookline.local.stack import LocalOptions, database_schema
 from hookline.local.wiring import Route, WiringError, load, schedule_seconds
+from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -124,3 +128,39 @@ def test_route_matching(method: str, path: str, expected: dict[str, str] | None)
 def test_greedy_path_parameter() -> None:
     route = Route("ANY", "/files/{path+}", "F", "2.0")
     assert route.match("GET", "/files/a/b/c") == {"path": "a/b/c"}
+
+
+def test_the_schema_parameter_reaches_every_function_that_talks_to_postgresql() -> None:
+    """DatabaseSchema: the template's default is the code's, and the local stack passes
+    --schema (or an override) to the functions exactly as a deploy would."""
+    document = template.load()
+    parameter = document["Parameters"]["DatabaseSchema"]
+    assert parameter["Default"] == DEFAULT_SCHEMA
+    for name in ("hookline", "hookline_staging", "_x", "a" * 56, "Hookline", "1x", "a" * 57, "a-b"):
+        allowed = re.fullmatch(parameter["AllowedPattern"], name) is not None
+        try:
+            schema_name(name)
+            valid = True
+        except ConfigurationError:
+            valid = False
+        assert allowed == valid, name
+
+    for given, overrides, expected in (
+        (None, {}, "hookline"),
+        ("shop_a", {}, "shop_a"),
+        (None, {"DatabaseSchema": "shop_b"}, "shop_b"),
+    ):
+        options = LocalOptions(Path(), Path(), Path(), schema=given, parameters=overrides)
+        chosen = database_schema(options, document)
+        assert chosen == expected
+        wiring = wiring_of(document, {"DatabaseSchema": chosen})
+        for function in ("ConsumerFunction", "ReconcilerFunction"):
+            assert wiring.functions[function].environment["DATABASE_SCHEMA"] == expected
+
+
+def test_a_schema_given_twice_differently_is_refused() -> None:
+    options = LocalOptions(
+        Path(), Path(), Path(), schema="shop_a", parameters={"DatabaseSchema": "shop_b"}
+    )
+    with pytest.raises(ConfigurationError, match="disagree"):
+        database_schema(options, template.load())

@@ -1,0 +1,285 @@
+"""hookline lives in a schema of its own beside a shop's tables, and never touches them.
+
+The shop's database here is a typical one: `public.orders`, `public.payments`,
+`public.refunds` (the very names hookline uses) and even a `public.schema_migrations`
+of its own migration tool, all holding rows. Whatever hookline does, `pg_dump
+--schema=public` must not change by a byte.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hookline.cli import main
+from hookline.consumer.build import consumer
+from hookline.database import Database, connect
+from hookline.errors import ConfigurationError
+from hookline.migrate import discover, migrate, pending
+from hookline.schema import schema_name
+from psycopg import sql
+
+from tests.support import samples
+from tests.support.apigw import webhook_event
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.pipeline import Pipeline
+from tests.support.postgres import PostgresServer, fresh_database, in_schema, insert_order
+from tests.support.shop import create_shop_schema, dump_schema
+from tests.support.signers import sign
+from tests.support.stack import load_function
+
+ROOT = Path(__file__).resolve().parents[2]
+RECEIVER = load_function("receiver")
+
+
+def tables(url: str, schema: str) -> set[str]:
+    with psycopg.connect(url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.fixture
+def shop(postgres: PostgresServer) -> Iterator[tuple[str, str]]:
+    """A shop's database with its own tables and rows, and hookline not yet in it:
+    (url, pg_dump of public before hookline)."""
+    with fresh_database(postgres, None) as url:
+        create_shop_schema(url)
+        yield url, dump_schema(url, "public")
+
+
+@pytest.fixture
+def database_url(shop: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The shop's database, migrated the way a team does it (the pipeline fixture uses it)."""
+    url, _ = shop
+    assert main(["migrate", "--database-url", url]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return url
+
+
+def test_migrate_beside_a_shops_tables_creates_hookline_and_leaves_public_untouched(
+    shop: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, public_before = shop
+    shop_tables = tables(url, "public")
+
+    assert main(["migrate", "--database-url", url]) == 0, capsys.readouterr().err
+    assert "in schema hookline" in capsys.readouterr().out
+
+    assert dump_schema(url, "public") == public_before
+    assert tables(url, "public") == shop_tables
+    assert {"webhook_events", "orders", "payments", "refunds", "parked_events"} <= tables(
+        url, "hookline"
+    )
+    assert "schema_migrations" in tables(url, "hookline")
+    # Run again: nothing to do, still nothing outside the schema.
+    assert main(["migrate", "--database-url", url]) == 0
+    assert "Schema hookline is up to date." in capsys.readouterr().out
+    assert dump_schema(url, "public") == public_before
+
+
+def test_a_stripe_payment_applies_end_to_end_beside_the_shops_tables(
+    shop: tuple[str, str], database_url: str, pipeline: Pipeline
+) -> None:
+    _, public_before = shop
+    with connect(database_url) as db:
+        insert_order(db, "order-1001", 2000, "usd")
+
+    signed = sign("stripe", samples.encode(samples.stripe_event()), timestamp=int(time.time()))
+    answer = RECEIVER.lambda_handler(webhook_event("stripe", signed.request), FakeLambdaContext())
+    assert answer["statusCode"] == 200, answer
+    pipeline.drain()
+
+    with connect(database_url) as db:
+        order = db.execute("SELECT status, paid_amount FROM orders").fetchone()
+        ledger = db.execute("SELECT status FROM webhook_events").fetchall()
+    assert order == {"status": "paid", "paid_amount": 2000}
+    assert ledger == [{"status": "applied"}]
+    assert dump_schema(database_url, "public") == public_before
+
+
+def test_two_schemas_in_one_database_never_cross(
+    shop: tuple[str, str], pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging and prod stacks sharing one database: each consumer sees its schema alone."""
+    url, public_before = shop
+    for schema in ("hookline_staging", "hookline_prod"):
+        with connect(url, schema) as db:
+            migrate(db, schema=schema)
+            insert_order(db, "order-1001", 2000, "USD")
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    def deliver(schema: str, event_id: str) -> None:
+        monkeypatch.setenv("DATABASE_SCHEMA", schema)
+        consumer.cache_clear()
+        signed = sign(
+            "stripe", samples.encode(samples.stripe_event(event_id)), timestamp=int(time.time())
+        )
+        answer = RECEIVER.lambda_handler(
+            webhook_event("stripe", signed.request), FakeLambdaContext()
+        )
+        assert answer["statusCode"] == 200, answer
+        pipeline.drain()
+
+    deliver("hookline_staging", "evt_staging_1")
+    deliver("hookline_prod", "evt_prod_1")
+
+    for schema, event_id in (
+        ("hookline_staging", "evt_staging_1"),
+        ("hookline_prod", "evt_prod_1"),
+    ):
+        with connect(url, schema) as db:
+            events = [r["event_id"] for r in db.execute("SELECT event_id FROM webhook_events")]
+            order = db.execute("SELECT status FROM orders WHERE id = 'order-1001'").fetchone()
+        assert events == [event_id], schema
+        assert order == {"status": "paid"}, schema
+    with connect(url) as db:  # the pipeline's own, default schema saw nothing either
+        assert db.execute("SELECT count(*) AS n FROM webhook_events").fetchone() == {"n": 0}
+    assert dump_schema(url, "public") == public_before
+
+
+def test_dry_run_creates_nothing(shop: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, public_before = shop
+    assert main(["migrate", "--database-url", url, "--dry-run", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["schema"] == "hookline"
+    assert answer["pending"] == [f"{m.version}_{m.name}" for m in discover()]
+    with psycopg.connect(url) as db:
+        found = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'hookline'").fetchone()
+    assert found is None
+    assert dump_schema(url, "public") == public_before
+
+
+def test_schema_from_the_environment_and_the_flag(
+    shop: tuple[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = shop
+    monkeypatch.setenv("DATABASE_SCHEMA", "hookline_env")
+    assert main(["migrate", "--database-url", url]) == 0
+    assert main(["migrate", "--database-url", url, "--schema", "hookline_flag"]) == 0
+    capsys.readouterr()
+    assert "webhook_events" in tables(url, "hookline_env")
+    assert "webhook_events" in tables(url, "hookline_flag")
+    assert "webhook_events" not in tables(url, "hookline")
+
+
+@pytest.mark.parametrize(
+    "bad", ["Hookline", "hook-line", "1hookline", "pg_hookline", "information_schema", "", "a" * 57]
+)
+def test_an_unusable_schema_name_is_refused_before_connecting(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        schema_name(bad)
+    code = main(["migrate", "--database-url", "postgresql://127.0.0.1:1/none", "--schema", bad])
+    assert code == 2
+    assert "schema" in capsys.readouterr().err
+
+
+def test_tables_an_older_hookline_left_in_public_are_never_silently_abandoned(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Starting afresh in `hookline` would forget every order and ledger row kept in public."""
+    with fresh_database(postgres, None) as url:
+        with connect(url, "public") as db:
+            migrate(db, schema="public")
+            insert_order(db, "order-kept", 100)
+
+        assert main(["migrate", "--database-url", url]) == 1
+        error = capsys.readouterr().err
+        assert "DATABASE_SCHEMA=public" in error
+        with psycopg.connect(url) as db:
+            assert (
+                db.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'hookline'").fetchone()
+                is None
+            )
+
+        assert main(["migrate", "--database-url", url, "--schema", "public"]) == 0
+        assert "Schema public is up to date." in capsys.readouterr().out
+
+
+@pytest.fixture
+def limited_role(postgres: PostgresServer, shop: tuple[str, str]) -> Iterator[str]:
+    """A login role that may not create schemas in the shop's database (as on RDS,
+    where the application's role is rarely the database owner)."""
+    url, _ = shop
+    name = postgres.new_name("role")
+    with psycopg.connect(postgres.admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(db.info.dbname)
+            )
+        )
+    try:
+        yield name
+    finally:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
+        with psycopg.connect(postgres.admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_a_role_without_create_on_the_database_migrates_into_a_schema_made_for_it(
+    shop: tuple[str, str], limited_role: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, public_before = shop
+    as_role = psycopg.conninfo.make_conninfo(url, user=limited_role)
+
+    assert main(["migrate", "--database-url", as_role]) == 1
+    assert "InsufficientPrivilege" in capsys.readouterr().err
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            sql.SQL("CREATE SCHEMA hookline AUTHORIZATION {}").format(sql.Identifier(limited_role))
+        )
+    assert main(["migrate", "--database-url", as_role]) == 0, capsys.readouterr().err
+    with connect(as_role) as db:
+        assert pending(db, discover()) == []
+    assert dump_schema(url, "public") == public_before
+
+
+def test_the_consumers_sessions_resolve_names_in_its_schema_only(shop: tuple[str, str]) -> None:
+    """A shop table hookline's schema lacks does not resolve, even though public has it."""
+    url, _ = shop
+    with connect(url) as db:
+        migrate(db)
+    database = Database(lambda: in_schema(url, "public"), schema="hookline")
+    connection = database.connection()
+    row: dict[str, Any] | None = connection.execute("SHOW search_path").fetchone()
+    assert row == {"search_path": "hookline"}
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        connection.execute("SELECT * FROM customers")
+    assert connection.execute("SELECT count(*) AS n FROM orders").fetchone() == {"n": 0}
+    database.discard()
+
+
+def test_the_documented_move_into_hookline_keeps_every_row(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/operations.md, 'Upgrading to a schema of its own': its SQL, run as written."""
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    section = runbook.split("## Upgrading to a schema of its own", 1)[1]
+    move = section.split("```sql", 1)[1].split("```", 1)[0]
+    with fresh_database(postgres, None) as url:
+        with connect(url, "public") as db:
+            migrate(db, schema="public")
+            insert_order(db, "order-kept", 100)
+        made_by_migrations = tables(url, "public")
+
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(move.encode())
+
+        assert tables(url, "public") == set()
+        assert tables(url, "hookline") == made_by_migrations
+        assert main(["migrate", "--database-url", url]) == 0
+        assert "Schema hookline is up to date." in capsys.readouterr().out
+        with connect(url) as db:
+            assert db.execute("SELECT id FROM orders").fetchall() == [{"id": "order-kept"}]
