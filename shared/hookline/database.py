@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnavailable
@@ -23,28 +23,57 @@ from hookline.schema import DEFAULT_SCHEMA, schema_name
 Connection = psycopg.Connection[DictRow]
 
 
-def session_options(schema: str, statement_timeout_ms: int | None = None) -> str:
-    """libpq `options` that put a session in hookline's schema (and bound its statements).
+# The schema hookline's session was put in, readable from SQL
+# (`current_setting('hookline.schema', true)`): the NOTIFY channel and the check
+# that no handler or callback moved the session elsewhere read it.
+SCHEMA_SETTING = "hookline.schema"
+
+
+def enter_schema(
+    connection: Connection, schema: str, statement_timeout_ms: int | None = None
+) -> None:
+    """Put a new session in hookline's schema alone (and bound its statements).
 
     Only the schema: pg_catalog is always searched first, and nothing outside the
     schema resolves unqualified, so hookline cannot read or write a shop's table
     by accident, and a shop's callback names its own tables (`public.orders`).
+    Set after connecting, not as libpq startup `options`, which RDS Proxy refuses.
     """
-    options = f"-c search_path={schema_name(schema)}"
-    if statement_timeout_ms is not None:
-        options += f" -c statement_timeout={statement_timeout_ms}"
-    return options
+    name = schema_name(schema)
+    connection.execute(
+        "SELECT set_config('search_path', %s, false), set_config(%s, %s, false),"
+        " set_config('statement_timeout', coalesce(%s, current_setting('statement_timeout')),"
+        " false)",
+        (
+            name,
+            SCHEMA_SETTING,
+            name,
+            None if statement_timeout_ms is None else str(statement_timeout_ms),
+        ),
+    )
+
+
+def well_formed(conninfo: str) -> str:
+    """`conninfo` if libpq can parse it, else ConfigurationError that does not quote it:
+    libpq's own message quotes the text around the fault, a password included."""
+    try:
+        conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            "the database connection string is malformed (not shown: it may hold a password)"
+        ) from None
+    return conninfo
 
 
 def connect(url: str, schema: str = DEFAULT_SCHEMA, **kwargs: Any) -> Connection:
     """A connection in `schema` (autocommit, dict rows), for commands and tools."""
-    return psycopg.connect(
-        url,
-        autocommit=True,
-        row_factory=dict_row,
-        options=session_options(schema),
-        **kwargs,
-    )
+    connection = psycopg.connect(well_formed(url), autocommit=True, row_factory=dict_row, **kwargs)
+    try:
+        enter_schema(connection, schema)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 # SQLSTATE classes that describe the server, the session or the deployment, never
@@ -95,7 +124,8 @@ class Database:
     ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
-        self._options = session_options(schema, statement_timeout_ms)
+        self._schema = schema_name(schema)
+        self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout = connect_timeout_seconds
         self._idle_check = idle_check_seconds
         self._retry_after_failure = retry_after_failure_seconds
@@ -132,16 +162,20 @@ class Database:
             raise DatabaseUnavailable("PostgreSQL was unreachable moments ago")
         try:
             connection = psycopg.connect(
-                self._conninfo(),
+                well_formed(self._conninfo()),
                 autocommit=True,
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout,
                 application_name=self._application_name,
-                options=self._options,
             )
         except psycopg.Error as error:
             self._failed_at = now
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {describe(error)}") from error
+        try:
+            enter_schema(connection, self._schema, self._statement_timeout_ms)
+        except psycopg.Error as error:
+            connection.close()
+            raise DatabaseUnavailable(f"cannot set up the session: {describe(error)}") from error
         self._failed_at = None
         self._connection = connection
         return connection
@@ -175,7 +209,10 @@ def conninfo_from_secret(secret: Any, defaults: Mapping[str, str | None] | None 
     if not isinstance(secret, dict):
         raise SecretsUnavailable("the database secret is not a JSON object")
     given = {key: value for key, value in (defaults or {}).items() if value}
-    merged = {**given, **{key: value for key, value in secret.items() if value}}
+    held = {key: value for key, value in secret.items() if value}
+    if "database" in held:  # some tools name it so
+        held.setdefault("dbname", held.pop("database"))
+    merged = {**given, **held}
     missing = [key for key in ("host", "username", "password") if not merged.get(key)]
     if missing:
         hint = " (set DatabaseHost for an RDS-managed secret)" if "host" in missing else ""
@@ -183,7 +220,7 @@ def conninfo_from_secret(secret: Any, defaults: Mapping[str, str | None] | None 
     return make_conninfo(
         host=str(merged["host"]),
         port=str(merged.get("port", 5432)),
-        dbname=str(merged.get("dbname") or merged.get("database") or "postgres"),
+        dbname=str(merged.get("dbname") or "postgres"),
         user=str(merged["username"]),
         password=str(merged["password"]),
         sslmode=str(merged.get("sslmode", "require")),

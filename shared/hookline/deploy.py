@@ -3,7 +3,7 @@
     python -m hookline.deploy [--config-env prod] [--guided]
 
 The settings are samconfig.toml's (`--config-env` picks the environment). The
-build is made for the environment's `Architecture` parameter. A stack that does
+build is made for the environment's `Architecture` parameter, which it must name. A stack that does
 not exist yet is deployed with `--guided`, which asks for each parameter and
 offers samconfig's values; a value still marked REPLACE_ME is refused before
 anything is built.
@@ -24,7 +24,7 @@ from typing import Any
 from hookline.sam import PROJECT_ROOT, ToolMissing, sam_environment, sam_executable
 
 PLACEHOLDER = "REPLACE_ME"
-DEFAULT_ARCHITECTURE = "arm64"
+ARCHITECTURES = ("arm64", "x86_64")
 
 Run = Callable[[list[str]], int]
 
@@ -42,11 +42,31 @@ class DeploySettings:
     parameters: dict[str, str] = field(default_factory=dict)
 
     @property
-    def architecture(self) -> str:
-        return self.parameters.get("Architecture", DEFAULT_ARCHITECTURE)
+    def architecture(self) -> str | None:
+        return self.parameters.get("Architecture")
 
     def placeholders(self) -> list[str]:
         return sorted(name for name, value in self.parameters.items() if PLACEHOLDER in value)
+
+    def check(self) -> None:
+        """DeployError if these settings cannot be deployed as they are.
+
+        Architecture must be named: the build is made for it, and left out,
+        `sam deploy` would keep the stack's previous value (or take a guided
+        answer) while the build had guessed. arm64 wheels on x86_64 functions
+        fail at import, the receiver's included.
+        """
+        left = self.placeholders()
+        if left:
+            raise DeployError(
+                f"samconfig.toml's [{self.config_env}] still has {PLACEHOLDER} in "
+                f"{', '.join(left)}: put your values there first (docs/deploy.md)"
+            )
+        if self.architecture not in ARCHITECTURES:
+            raise DeployError(
+                f"samconfig.toml's [{self.config_env}] parameter_overrides must name "
+                f"Architecture ({' or '.join(ARCHITECTURES)}): the build is made for it"
+            )
 
 
 def parameter_overrides(value: str | list[str] | None) -> dict[str, str]:
@@ -116,7 +136,8 @@ def stack_exists(settings: DeploySettings, cloudformation: Any = None) -> bool:
 
 
 def commands(settings: DeploySettings, *, guided: bool) -> list[list[str]]:
-    """The SAM CLI runs a deploy makes, in order."""
+    """The SAM CLI runs a deploy makes, in order (for settings that pass `check`)."""
+    settings.check()
     env = ["--config-env", settings.config_env]
     build = ["build", "--template-file", "template.yaml", *env]
     build += ["--parameter-overrides", f"Architecture={settings.architecture}"]
@@ -140,16 +161,15 @@ def deploy(
     run: Run = _run_sam,
     exists: Callable[[DeploySettings], bool] = stack_exists,
 ) -> int:
-    left = settings.placeholders()
-    if left:
-        raise DeployError(
-            f"samconfig.toml's [{settings.config_env}] still has {PLACEHOLDER} in "
-            f"{', '.join(left)}: put your values there first (docs/deploy.md)"
-        )
+    settings.check()
     if guided is None:
         guided = not exists(settings)
         if guided:
-            print(f"Stack {settings.stack_name} does not exist yet: deploying with --guided.")
+            print(
+                f"Stack {settings.stack_name} does not exist yet: deploying with --guided. "
+                f"Keep Architecture at {settings.architecture} when asked: the build is "
+                "made for it (change it in samconfig.toml instead)."
+            )
     for arguments in commands(settings, guided=guided):
         code = run(arguments)
         if code != 0:

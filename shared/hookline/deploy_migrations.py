@@ -48,7 +48,7 @@ from psycopg.rows import dict_row
 
 from hookline.aws import CLIENT_CONFIG
 from hookline.consumer.build import database_conninfo
-from hookline.database import describe, session_options
+from hookline.database import describe, enter_schema, well_formed
 from hookline.errors import HooklineError, MigrationError, ServiceUnavailable
 from hookline.migrate import (
     Standing,
@@ -106,14 +106,14 @@ class Migrator:
         try:
             migrations = discover(self.directory)
             with psycopg.connect(
-                self.conninfo(),
+                well_formed(self.conninfo()),
                 autocommit=True,
                 row_factory=dict_row,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 application_name=APPLICATION_NAME,
-                # Waiting for another migrator's advisory lock counts too.
-                options=session_options(self.schema, statement_timeout_ms),
             ) as connection:
+                # Waiting for another migrator's advisory lock counts too.
+                enter_schema(connection, self.schema, statement_timeout_ms)
                 run = pending_allowing_newer if dry_run else migrate_allowing_newer
                 return run(connection, migrations, self.schema)
         except (

@@ -100,6 +100,16 @@ class CallbackFailed(ServiceUnavailable):
     """
 
 
+class SessionChanged(HooklineError):
+    """A handler left hookline's session other than it found it: it ended the
+    transaction (a raw COMMIT or ROLLBACK) or moved the search_path.
+
+    A handler's bug, so the event's own failure: the transaction rolls back (which
+    undoes a SET made in it), the session is closed, and the event is parked once
+    it has failed often enough.
+    """
+
+
 class OutOfTime(HooklineError):
     """Not enough of the invocation is left to start (or finish) this work.
 

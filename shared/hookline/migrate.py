@@ -20,7 +20,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from hookline.database import Connection
+from hookline.database import Connection, enter_schema
 from hookline.errors import MigrationError
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
@@ -75,9 +75,9 @@ def _schema_exists(connection: Connection, schema: str) -> bool:
     return row is not None
 
 
-def _enter(connection: Connection, schema: str) -> None:
-    """Put the session in `schema` alone (the CLI's connection is; a caller's may not be)."""
-    connection.execute("SELECT set_config('search_path', %s, false)", (schema,))
+# Marks a `public.schema_migrations` that a stack chose (DATABASE_SCHEMA=public),
+# so that tables there are not taken for an older hookline's left behind.
+PUBLIC_STACK_MARK = "hookline: DATABASE_SCHEMA=public"
 
 
 def _refuse_legacy_tables(connection: Connection, schema: str) -> None:
@@ -85,11 +85,15 @@ def _refuse_legacy_tables(connection: Connection, schema: str) -> None:
     afresh beside them, as if the ledger and orders were empty."""
     if schema == "public":
         return
-    # The catalog only, never a shop's rows: tables only hookline names so.
+    # The catalog only, never a shop's rows: tables only hookline names so, and no
+    # stack that runs in public by choice.
     ours = connection.execute(
         "SELECT 1 AS found WHERE to_regclass('public.webhook_events') IS NOT NULL"
         " AND to_regclass('public.parked_events') IS NOT NULL"
         " AND to_regclass('public.reconciliation_runs') IS NOT NULL"
+        " AND obj_description(to_regclass('public.schema_migrations'), 'pg_class')"
+        " IS DISTINCT FROM %s",
+        (PUBLIC_STACK_MARK,),
     ).fetchone()
     if ours is not None:
         raise MigrationError(
@@ -108,7 +112,8 @@ def _history(connection: Connection, schema: str, *, create: bool) -> dict[str, 
         # Only when missing: a role without CREATE on the database can still
         # migrate into a schema its DBA made for it.
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    _enter(connection, schema)
+    # The CLI's connection is already there; a caller's may not be.
+    enter_schema(connection, schema)
     exists = connection.execute(
         "SELECT to_regclass('schema_migrations') IS NOT NULL AS found"
     ).fetchone()
@@ -126,8 +131,23 @@ def _history(connection: Connection, schema: str, *, create: bool) -> dict[str, 
             )
             """
         )
+    if create and schema == "public":
+        _mark_public_stack(connection)
     rows = connection.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     return {row["version"]: row["checksum"] for row in rows}
+
+
+def _mark_public_stack(connection: Connection) -> None:
+    marked = connection.execute(
+        "SELECT obj_description('schema_migrations'::regclass, 'pg_class') = %s AS done",
+        (PUBLIC_STACK_MARK,),
+    ).fetchone()
+    if marked is None or not marked["done"]:
+        connection.execute(
+            sql.SQL("COMMENT ON TABLE schema_migrations IS {}").format(
+                sql.Literal(PUBLIC_STACK_MARK)
+            )
+        )
 
 
 def _unapplied(applied: dict[str, str], migrations: list[Migration]) -> list[Migration]:

@@ -14,7 +14,9 @@ so one that cannot be settled is logged and counted, and the rest go on.
 Settling changes orders like applying an event does, so the shop's order
 callbacks run and the NOTIFY is sent the same way (hookline.outbox), naming the
 latest of the settled events as the cause. A callback that fails leaves the
-order's orphans waiting for the next run; it never parks them.
+order's orphans waiting for the next run; it never parks them. One that ended
+hookline's transaction (a raw COMMIT or ROLLBACK) also ends this run's settling:
+its session is closed (hookline.outbox), and the next run opens another.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from hookline.handlers import registry as default_registry
 from hookline.ledger import park
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
-from hookline.outbox import Cause, publish
+from hookline.outbox import Cause, Outbox
 from hookline.payments import report_order_changes, sync_order
 
 ORPHAN_REASON = "orphan_deadline"
@@ -77,7 +79,7 @@ def settle(
                 break
             after = order_id
             try:
-                settled += _settle_order(connection, order_id, registry)
+                settled += _settle_order(connection, order_id, registry, until)
             except (DatabaseUnavailable, CallbackFailed, psycopg.Error) as error:
                 _broken(connection, error)
                 count("OrphansFailed")
@@ -96,12 +98,15 @@ def settle(
 
 
 def _broken(connection: Connection, error: Exception) -> None:
-    """A broken connection ends the step (every further item would fail the same way)."""
+    """A broken or closed connection ends the step (every further item would fail the
+    same way); a callback that ended hookline's transaction closed it (hookline.outbox)."""
     if connection.closed or connection.broken:
-        raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
+        raise DatabaseUnavailable(f"the connection is gone: {describe(error)}") from error
 
 
-def _settle_order(connection: Connection, order_id: str, registry: HandlerRegistry) -> int:
+def _settle_order(
+    connection: Connection, order_id: str, registry: HandlerRegistry, until: Deadline
+) -> int:
     """Recompute the order and mark its orphans applied; how many were."""
     with connection.transaction():
         locks = RowLocks(connection)
@@ -119,7 +124,7 @@ def _settle_order(connection: Connection, order_id: str, registry: HandlerRegist
             raise psycopg.Rollback()
         latest = max(settled, key=lambda row: (row["happened_at"], row["event_id"]))
         cause = Cause(latest["provider"], latest["event_id"], latest["event_type"])
-        publish(locks, cause, registry.order_callbacks)
+        Outbox(locks).publish(cause, registry.order_callbacks, until)
     if not settled:
         return 0
     report_order_changes(locks.order_changes)

@@ -2,9 +2,10 @@
 
 The transactional outbox. Every transaction that changes an order row (the
 consumer applying an event, with any handler, built-in or a team's; the
-reconciler settling orphans) calls `publish` after its writes, before it
-commits. For each order whose status or amounts it changed (its first state to
-its last: `net_order_changes`):
+reconciler settling orphans) opens an `Outbox` once a handler's code is done,
+and calls its `publish` after its writes, before it commits. For each order
+whose status or amounts it changed (its first state to its last:
+`net_order_changes`):
 
 1. the shop's callbacks (`registry.on_order_change`) run, in the order they
    were registered, on the transaction's connection: what they write commits
@@ -14,8 +15,11 @@ its last: `net_order_changes`):
 
 A callback that raises rolls the whole transaction back, as `CallbackFailed`:
 transient (the event is fine, the shop's code or table is not), so the event is
-retried until the callback works, and never parked for it. docs/integration.md
-is the contract.
+retried until the callback works, and never parked for it. So does a callback
+that leaves hookline's session other than it found it: the transaction ended
+(a raw COMMIT or ROLLBACK) or the search_path moved. A handler that moved the
+search_path or ended the transaction is caught before the callbacks run
+(`SessionChanged`, the event's own failure). docs/integration.md is the contract.
 """
 
 from __future__ import annotations
@@ -28,19 +32,45 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from hookline.database import QUERY_CANCELED, Connection, describe
-from hookline.errors import CallbackFailed, OutOfTime
+from hookline.database import QUERY_CANCELED, SCHEMA_SETTING, Connection, describe
+from hookline.deadline import Deadline
+from hookline.errors import CallbackFailed, OutOfTime, SessionChanged
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
 from hookline.payments import OrderState, OrderStatus, net_order_changes
 
-# The channel is `<schema>_orders`, the schema being the session's current_schema():
-# two stacks in one database (hookline_staging, hookline_prod) never hear each other.
+# The channel is `<schema>_orders`, the schema being hookline's configured one
+# (the session's SCHEMA_SETTING, else its current_schema()), read before any
+# callback runs: two stacks in one database (hookline_staging, hookline_prod)
+# never hear each other, whatever a callback does to its search_path.
 CHANNEL_SUFFIX = "_orders"
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; a refused NOTIFY
 # would fail the event on every attempt, so a payload never gets that long.
 MAX_NOTIFY_BYTES = 7999
+# A full NOTIFY queue (a listener stuck in a transaction holds it) fails every
+# commit that notifies. NOTIFY is at-most-once by contract, payments are not: past
+# this share of the queue, changes are committed without their notification.
+NOTIFY_QUEUE_LIMIT = 0.5
 CALLBACK_FAILED_METRIC = "OrderCallbackFailed"
+NOTIFY_SKIPPED_METRIC = "OrderNotifySkipped"
+
+# One round trip before the callbacks: the transaction and search_path they must
+# leave as they are, hookline's schema (SCHEMA_SETTING, set on each session
+# hookline opens), and how full the NOTIFY queue is.
+_SESSION_QUERY = (
+    "SELECT pg_current_xact_id()::text AS xid, current_setting('search_path') AS search_path,"
+    " nullif(current_setting(%(setting)s, true), '') AS configured,"
+    " current_schema() AS current_schema, pg_notification_queue_usage() AS queue_usage"
+)
+# And one after each callback.
+_CHECK_QUERY = (
+    "SELECT pg_current_xact_id()::text AS xid, current_setting('search_path') AS search_path"
+)
+# What a callback that ran COMMIT did: nothing can take that back.
+_COMMITTED = (
+    "it ended hookline's transaction with COMMIT: the event's writes are committed,"
+    " but the callbacks after it and the NOTIFY never ran"
+)
 
 
 def channel(schema: str) -> str:
@@ -79,49 +109,176 @@ class OrderChanged:
 OrderCallback = Callable[[Connection, OrderChanged], None]
 
 
-def publish(locks: RowLocks, cause: Cause, callbacks: Sequence[OrderCallback]) -> None:
-    """Run the callbacks and queue the NOTIFY for each order the transaction changed.
+@dataclass(frozen=True)
+class _Session:
+    """hookline's transaction as the outbox found it, which each callback must leave so."""
 
-    Call it inside the transaction, after every write to orders. Raises
-    CallbackFailed if a callback raised (the caller's transaction must roll back).
+    xid: str
+    search_path: str
+    channel: str
+    queue_usage: float
+
+
+class Outbox:
+    """One transaction's order changes, told to the shop's callbacks and listeners.
+
+    Open it as soon as the code hookline does not own (a handler) is done, inside
+    the transaction; `publish` after every write to orders, last before commit.
     """
-    connection = locks.connection
-    for change in net_order_changes(locks.order_changes):
-        if change.after == change.before:
-            continue  # recomputed, but the row is as it was
-        changed = OrderChanged(change.order_id, change.before, change.after, cause)
-        for callback in callbacks:
-            _run(callback, connection, changed)
-        connection.execute(
-            "SELECT pg_notify(current_schema() || %s, %s)",
-            (CHANNEL_SUFFIX, notify_payload(changed)),
+
+    def __init__(self, locks: RowLocks) -> None:
+        """Raises SessionChanged if the session is not hookline's any more: a handler
+        ended the transaction or moved the search_path (the event's own failure)."""
+        self._locks = locks
+        self._session = _session(locks.connection)
+
+    def publish(
+        self, cause: Cause, callbacks: Sequence[OrderCallback], deadline: Deadline | None = None
+    ) -> None:
+        """Run the callbacks and queue the NOTIFY for each order the transaction changed.
+
+        Raises CallbackFailed if a callback failed (the caller's transaction must
+        roll back). A callback's statement cancelled once `deadline` has passed is
+        re-raised as it is (the caller's own deadline handling).
+        """
+        connection, session = self._locks.connection, self._session
+        changes = [
+            OrderChanged(change.order_id, change.before, change.after, cause)
+            for change in net_order_changes(self._locks.order_changes)
+            if change.after != change.before  # recomputed, but the row is as it was
+        ]
+        skipped = 0
+        for changed in changes:
+            for callback in callbacks:
+                _run(callback, connection, changed, session, deadline or Deadline.never())
+            if session.queue_usage >= NOTIFY_QUEUE_LIMIT:
+                skipped += 1
+                continue
+            connection.execute(
+                "SELECT pg_notify(%s, %s)", (session.channel, notify_payload(changed))
+            )
+        if skipped:
+            count(NOTIFY_SKIPPED_METRIC, skipped)
+            logger.warning(
+                "NOTIFY skipped: PostgreSQL's notification queue is filling up"
+                " (a listener is stuck in a transaction); listeners must re-read orders",
+                extra={
+                    "provider": cause.provider,
+                    "event_id": cause.event_id,
+                    "event_type": cause.event_type,
+                    "orders": skipped,
+                    "queue_usage": round(session.queue_usage, 3),
+                },
+            )
+
+
+def _session(connection: Connection) -> _Session:
+    """The transaction and search_path the callbacks must keep, and the channel."""
+    if connection.info.transaction_status is not TransactionStatus.INTRANS:
+        _abandon(connection)
+        raise SessionChanged("a handler ended hookline's transaction (COMMIT or ROLLBACK)")
+    row = connection.execute(_SESSION_QUERY, {"setting": SCHEMA_SETTING}).fetchone()
+    assert row is not None
+    # NULL on a session hookline did not open (a test's, a script's): its own schema.
+    schema = row["configured"] or row["current_schema"]
+    if row["configured"] is not None and row["search_path"] != schema:
+        _abandon(connection)
+        raise SessionChanged(
+            f"a handler set the search_path to {row['search_path']!r}:"
+            f" it must stay hookline's schema {schema!r}"
         )
+    if schema is None:
+        _abandon(connection)
+        raise SessionChanged("no schema on the search_path: a handler changed it")
+    return _Session(row["xid"], row["search_path"], channel(schema), float(row["queue_usage"]))
 
 
-def _run(callback: OrderCallback, connection: Connection, changed: OrderChanged) -> None:
+def _run(
+    callback: OrderCallback,
+    connection: Connection,
+    changed: OrderChanged,
+    session: _Session,
+    deadline: Deadline,
+) -> None:
     try:
         callback(connection, changed)
     except OutOfTime:
         raise
     except psycopg.Error as error:
-        if connection.closed or connection.broken or error.sqlstate == QUERY_CANCELED:
-            # The connection or the invocation's deadline, not the shop's code:
-            # the caller handles it as it handles any statement of its own.
+        if connection.closed or connection.broken:
+            # The connection, not the shop's code: the caller handles it as it
+            # handles any statement of its own.
             raise
-        raise _failed(callback, changed, describe(error)) from error
+        if error.sqlstate == QUERY_CANCELED and deadline.remaining() <= 0:
+            raise  # the invocation's deadline cancelled it: the caller hands the work back
+        raise _failed(callback, changed, _raised(connection, session, error)) from error
     except Exception as error:  # whatever the shop's code raises is its own failure
-        raise _failed(callback, changed, describe(error)) from error
-    if connection.info.transaction_status is TransactionStatus.INERROR:
+        raise _failed(callback, changed, _raised(connection, session, error)) from error
+    problem = _left(connection, session)
+    if problem is not None:
+        raise _failed(callback, changed, problem)
+
+
+def _raised(connection: Connection, session: _Session, error: Exception) -> str:
+    if connection.info.transaction_status is TransactionStatus.IDLE:
+        return f"{_ended(connection, session)}; then {describe(error)}"
+    return describe(error)
+
+
+def _left(connection: Connection, session: _Session) -> str | None:
+    """What a callback that returned broke of hookline's transaction, if anything."""
+    status = connection.info.transaction_status
+    if status is TransactionStatus.INERROR:
         # It caught a database error and went on: nothing more can run, and
         # hookline must not take the aborted transaction for the database's fault.
-        raise _failed(callback, changed, "it swallowed a database error (transaction aborted)")
+        return "it swallowed a database error (transaction aborted)"
+    if status is TransactionStatus.INTRANS:
+        row = connection.execute(_CHECK_QUERY).fetchone()
+        assert row is not None
+        if row["xid"] == session.xid:
+            if row["search_path"] == session.search_path:
+                return None
+            # Set inside the transaction: the rollback undoes it, the session is kept.
+            return (
+                f"it changed the search_path to {row['search_path']!r}"
+                " (qualify the shop's tables instead: public.orders)"
+            )
+    # psycopg refuses connection.commit() inside hookline's transaction block, not
+    # the same statements sent as SQL (COMMIT, ROLLBACK, END, ABORT).
+    return _ended(connection, session)
+
+
+def _ended(connection: Connection, session: _Session) -> str:
+    """The callback ended hookline's transaction: say how, and drop the session."""
+    try:
+        row = connection.execute(
+            "SELECT pg_xact_status(%s::xid8) AS status", (session.xid,)
+        ).fetchone()
+        outcome = None if row is None else row["status"]
+    except psycopg.Error:
+        outcome = None
+    _abandon(connection)
+    if outcome == "committed":
+        return _COMMITTED
+    if outcome == "aborted":
+        return "it ended hookline's transaction with ROLLBACK: nothing of the event was written"
+    return "it ended hookline's transaction"
+
+
+def _abandon(connection: Connection) -> None:
+    """Close a session someone else's code ended or reshaped: what it ran outside
+    hookline's transaction (a SET, a lock) would outlive the rollback and poison
+    every later event. Whoever needs a connection next opens a fresh one."""
+    connection.close()
 
 
 def _failed(callback: OrderCallback, changed: OrderChanged, error: str) -> CallbackFailed:
     name = f"{callback.__module__}.{getattr(callback, '__qualname__', repr(callback))}"
     count(CALLBACK_FAILED_METRIC)
     logger.error(
-        "order callback failed: the event rolls back and is retried",
+        "order callback failed after committing the event: its retry finds it applied"
+        if _COMMITTED in error
+        else "order callback failed: the event rolls back and is retried",
         extra={
             "callback": name,
             "order_id": changed.order_id,

@@ -3,7 +3,7 @@
 Everything hookline creates (tables, indexes, `schema_migrations`) lives in one
 schema, `hookline` unless DATABASE_SCHEMA says otherwise, beside the shop's own
 tables and never among them. Sessions reach it through their search_path
-(database.session_options). No psycopg here: the receiver's settings import it.
+(database.enter_schema). No psycopg here: the receiver's settings import it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import boto3
 import psycopg
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from hookline.cli import main
 from hookline.consumer.build import database_conninfo
 from hookline.database import Database, conninfo_from_secret
 from hookline.errors import ConfigurationError, DatabaseUnavailable
@@ -81,6 +82,13 @@ def test_the_secret_wins_over_the_stacks_defaults() -> None:
         "6432",
         "shop",
     )
+    named_database = conninfo_to_dict(
+        conninfo_from_secret(
+            {"host": "h", "username": "u", "password": "p", "database": "shop"},
+            {"dbname": "postgres"},
+        )
+    )
+    assert named_database["dbname"] == "shop"
 
 
 def test_an_rds_managed_secret_without_a_host_says_which_parameter_to_set() -> None:
@@ -135,3 +143,26 @@ def test_an_unreachable_server_fails_fast_until_cleared() -> None:
     with pytest.raises(DatabaseUnavailable, match="cannot connect"):
         database.connection()
     assert len(attempts) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "host=db.internal user=hookline password=SECRET PW",
+        "postgresql://hookline:SEC RET@db.internal/shop",
+    ],
+)
+def test_a_malformed_connection_string_is_never_quoted(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libpq quotes the text around a fault; a password there must not reach a log,
+    a CLI error or a CloudFormation status reason."""
+    database = Database(lambda: url)
+    with pytest.raises(ConfigurationError) as raised:
+        database.connection()
+    assert "SEC" not in str(raised.value)
+    assert "malformed" in str(raised.value)
+    assert main(["migrate", "--database-url", url]) == 2
+    error = capsys.readouterr().err
+    assert "malformed" in error
+    assert "SEC" not in error

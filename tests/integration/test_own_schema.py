@@ -182,14 +182,20 @@ def test_an_unusable_schema_name_is_refused_before_connecting(
     assert "schema" in capsys.readouterr().err
 
 
+def older_hookline_in_public(url: str) -> None:
+    """What a hookline before DATABASE_SCHEMA left: its tables in public, unmarked, an order."""
+    with connect(url, "public") as db:
+        migrate(db, schema="public")
+        db.execute("COMMENT ON TABLE schema_migrations IS NULL")
+        insert_order(db, "order-kept", 100)
+
+
 def test_tables_an_older_hookline_left_in_public_are_never_silently_abandoned(
     postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Starting afresh in `hookline` would forget every order and ledger row kept in public."""
     with fresh_database(postgres, None) as url:
-        with connect(url, "public") as db:
-            migrate(db, schema="public")
-            insert_order(db, "order-kept", 100)
+        older_hookline_in_public(url)
 
         assert main(["migrate", "--database-url", url]) == 1
         error = capsys.readouterr().err
@@ -251,10 +257,16 @@ def test_the_consumers_sessions_resolve_names_in_its_schema_only(shop: tuple[str
     url, _ = shop
     with connect(url) as db:
         migrate(db)
-    database = Database(lambda: in_schema(url, "public"), schema="hookline")
+    database = Database(
+        lambda: in_schema(url, "public"), schema="hookline", statement_timeout_ms=4321
+    )
     connection = database.connection()
-    row: dict[str, Any] | None = connection.execute("SHOW search_path").fetchone()
-    assert row == {"search_path": "hookline"}
+    row: dict[str, Any] | None = connection.execute(
+        "SELECT current_setting('search_path') AS search_path,"
+        " current_setting('hookline.schema') AS schema,"
+        " current_setting('statement_timeout') AS timeout"
+    ).fetchone()
+    assert row == {"search_path": "hookline", "schema": "hookline", "timeout": "4321ms"}
     with pytest.raises(psycopg.errors.UndefinedTable):
         connection.execute("SELECT * FROM customers")
     assert connection.execute("SELECT count(*) AS n FROM orders").fetchone() == {"n": 0}
@@ -269,9 +281,7 @@ def test_the_documented_move_into_hookline_keeps_every_row(
     section = runbook.split("## Upgrading to a schema of its own", 1)[1]
     move = section.split("```sql", 1)[1].split("```", 1)[0]
     with fresh_database(postgres, None) as url:
-        with connect(url, "public") as db:
-            migrate(db, schema="public")
-            insert_order(db, "order-kept", 100)
+        older_hookline_in_public(url)
         made_by_migrations = tables(url, "public")
 
         with psycopg.connect(url, autocommit=True) as db:
@@ -283,3 +293,33 @@ def test_the_documented_move_into_hookline_keeps_every_row(
         assert "Schema hookline is up to date." in capsys.readouterr().out
         with connect(url) as db:
             assert db.execute("SELECT id FROM orders").fetchall() == [{"id": "order-kept"}]
+
+
+def test_sessions_are_set_up_after_connecting_never_by_startup_options(
+    shop: tuple[str, str],
+) -> None:
+    """RDS Proxy refuses libpq's startup `options` ("doesn't support command-line
+    options"): hookline's own connections send none."""
+    url, _ = shop
+    with connect(url) as db:
+        migrate(db)
+    plain = psycopg.conninfo.make_conninfo(url, options="")
+    database = Database(lambda: plain, schema="hookline")
+    assert not database.connection().info.get_parameters().get("options")
+    with connect(plain) as tool:
+        assert not tool.info.get_parameters().get("options")
+        assert tool.execute("SELECT count(*) AS n FROM orders").fetchone() == {"n": 0}
+    database.discard()
+
+
+def test_a_stack_in_public_by_choice_leaves_room_for_a_second_stack(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DATABASE_SCHEMA=public (an older hookline's tables kept where they are) and a
+    staging stack beside it in its own schema."""
+    with fresh_database(postgres, None) as url:
+        assert main(["migrate", "--database-url", url, "--schema", "public"]) == 0
+        assert main(["migrate", "--database-url", url, "--schema", "hookline_staging"]) == 0
+        capsys.readouterr()
+        assert "webhook_events" in tables(url, "hookline_staging")
+        assert "webhook_events" in tables(url, "public")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from hookline.database import session_options
 from hookline.local.services import embedded_postgres
 from hookline.migrate import migrate
 from hookline.schema import DEFAULT_SCHEMA
@@ -107,7 +106,7 @@ def in_schema(url: str, schema: str = DEFAULT_SCHEMA) -> str:
     The tests' own connections read hookline's tables unqualified; hookline's code
     sets its search_path itself (DATABASE_SCHEMA) and ignores this.
     """
-    return make_conninfo(url, options=session_options(schema))
+    return make_conninfo(url, options=f"-c search_path={schema}")
 
 
 @contextmanager

@@ -143,3 +143,12 @@ def test_no_credentials_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_p
     settings = replace(read_settings("default"), region="us-east-1")
     with pytest.raises(DeployError, match="no AWS credentials"):
         stack_exists(settings)
+
+
+def test_an_environment_that_does_not_name_its_architecture_is_refused() -> None:
+    """The build would guess while the deploy keeps the stack's previous value."""
+    recorder = Recorder()
+    settings = replace(read_settings("default"), parameters={"Stage": "dev"})
+    with pytest.raises(DeployError, match="must name Architecture"):
+        deploy(settings, run=recorder, exists=lambda _: True)
+    assert recorder.runs == []

@@ -4,9 +4,10 @@ How an attempt ends decides what happens next, and whose fault it was:
 - applied (or stale, ignored, orphaned): committed with its ledger row;
 - a dependency failed (PostgreSQL, a provider API): `ServiceUnavailable`, try
   again later; it never counts against the event;
-- a shop's order callback raised: `CallbackFailed`, a `ServiceUnavailable` too:
-  the whole event rolls back and is retried until the shop's code works; the
-  event is fine, so it never counts against it and is never parked for it;
+- a shop's order callback raised (or ended the transaction, or moved the
+  search_path): `CallbackFailed`, a `ServiceUnavailable` too: the whole event
+  rolls back and is retried until the shop's code works; the event is fine, so
+  it never counts against it and is never parked for it;
 - out of time: `OutOfTime`, handed back untouched;
 - the event itself failed (malformed, unknown to the provider, a handler bug):
   recorded as one of its own failures, and once it has failed
@@ -25,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from hookline.database import QUERY_CANCELED, Connection, Database, describe, is_transient
+from hookline.database import QUERY_CANCELED, Database, describe, is_transient
 from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
@@ -43,7 +44,7 @@ from hookline.ledger import (
 from hookline.locks import RowLocks
 from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
-from hookline.outbox import Cause, publish
+from hookline.outbox import Cause, Outbox
 from hookline.payloads import parse, store
 from hookline.payments import report_order_changes
 
@@ -103,6 +104,8 @@ class Applier:
                     return Outcome(existing, duplicate=True)
                 locks = RowLocks(connection)
                 outcome = self._run_handler(locks, envelope, parsed, deadline)
+                # The handler is done: the session must still be hookline's (SessionChanged).
+                outbox = Outbox(locks)
                 finish(connection, envelope, outcome.status, order_id=outcome.order_id)
                 if outcome.status is LedgerStatus.ORPHANED and self._past_deadline(envelope):
                     park(
@@ -116,10 +119,10 @@ class Applier:
                     outcome = replace(outcome, status=LedgerStatus.PARKED)
                 # Last before commit: the shop's callbacks see every write, and theirs
                 # commit with them (or CallbackFailed rolls everything back).
-                publish(
-                    locks,
+                outbox.publish(
                     Cause(envelope.provider, envelope.event_id, envelope.event_type),
                     self._registry.order_callbacks,
+                    deadline,
                 )
         except psycopg.Error as error:
             if connection.closed or connection.broken:
@@ -128,14 +131,14 @@ class Applier:
                 raise OutOfTime("the invocation's time ran out in the database") from error
             if is_transient(error):
                 raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
-            return self._failed_on_its_own(connection, envelope, parsed, error)
+            return self._failed_on_its_own(envelope, parsed, error)
         except OutOfTime:
             raise
         except ServiceUnavailable as error:
-            self._record_failure(connection, envelope, parsed, error, FailureKind.TRANSIENT)
+            self._record_failure(envelope, parsed, error, FailureKind.TRANSIENT)
             raise
         except Exception as error:  # noqa: BLE001 - any other error is the event's own
-            return self._failed_on_its_own(connection, envelope, parsed, error)
+            return self._failed_on_its_own(envelope, parsed, error)
         # Committed: now, and only now, the transitions it made are facts to report.
         report_order_changes(locks.order_changes)
         if envelope.headers.get(RECOVERED_HEADER) == "true":
@@ -159,11 +162,9 @@ class Applier:
         context = HandlerContext(locks, self._mercadopago, deadline or Deadline.never())
         return handler(context, Event(envelope, payload))
 
-    def _failed_on_its_own(
-        self, connection: Connection, envelope: Envelope, parsed: Any, error: Exception
-    ) -> Outcome:
+    def _failed_on_its_own(self, envelope: Envelope, parsed: Any, error: Exception) -> Outcome:
         """Record the event's own failure: `parked` once there have been enough, else raise."""
-        if not self._record_failure(connection, envelope, parsed, error, FailureKind.PERMANENT):
+        if not self._record_failure(envelope, parsed, error, FailureKind.PERMANENT):
             raise error
         logger.warning(
             "event parked: it failed on its own every attempt",
@@ -181,12 +182,7 @@ class Applier:
         return happened < self._clock() - self._orphan_deadline
 
     def _record_failure(
-        self,
-        connection: Connection,
-        envelope: Envelope,
-        parsed: Any,
-        error: Exception,
-        kind: FailureKind,
+        self, envelope: Envelope, parsed: Any, error: Exception, kind: FailureKind
     ) -> bool:
         """Record the failed attempt; park the event once its own failures reach the limit.
 
@@ -196,6 +192,13 @@ class Applier:
         """
         # The body as parsed, then, if PostgreSQL refuses that, the body alone.
         for stored in (store(envelope.body, parsed), store(envelope.body, None)):
+            try:
+                # A fresh session if the attempt's was closed (one a callback or a
+                # handler tampered with is never reused: hookline.outbox).
+                connection = self._database.connection()
+            except DatabaseUnavailable as unavailable:
+                logger.warning("could not record the failure", extra={"error": str(unavailable)})
+                return False
             try:
                 with connection.transaction():
                     failures = record_failure(connection, envelope, stored, describe(error), kind)
