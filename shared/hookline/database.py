@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnavailable
+from hookline.observability import count, logger
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 Connection = psycopg.Connection[DictRow]
@@ -51,6 +52,39 @@ def enter_schema(
             None if statement_timeout_ms is None else str(statement_timeout_ms),
         ),
     )
+
+
+# Everything a session has set for itself, and who it is: what hookline set up at
+# connect time, which no team's code may leave changed.
+_FINGERPRINT = (
+    "SELECT current_user AS role, coalesce(string_agg(name || '=' || setting, ','"
+    " ORDER BY name), '') AS settings FROM pg_settings WHERE source = 'session'"
+)
+
+
+def _fingerprint(connection: Connection) -> dict[str, Any] | None:
+    return connection.execute(_FINGERPRINT).fetchone()
+
+
+def _schema_problem(connection: Connection, schema: str) -> str | None:
+    """Why this session cannot use hookline's schema, if it cannot: set_config
+    checks neither that the schema exists nor that the role may use it."""
+    row = connection.execute(
+        "SELECT n.oid IS NOT NULL AS found,"
+        " n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE') AS usable,"
+        " current_user AS role"
+        " FROM (SELECT %s::name AS name) wanted"
+        " LEFT JOIN pg_namespace n ON n.nspname = wanted.name",
+        (schema,),
+    ).fetchone()
+    if row is None or not row["found"]:
+        return f"schema {schema} does not exist: deploy (its migrations create it) first"
+    if not row["usable"]:
+        return (
+            f"role {row['role']} may not use schema {schema}:"
+            f" GRANT USAGE ON SCHEMA {schema} TO {row['role']} (and its tables)"
+        )
+    return None
 
 
 def well_formed(conninfo: str) -> str:
@@ -116,6 +150,7 @@ class Database:
         *,
         application_name: str = "hookline",
         schema: str = DEFAULT_SCHEMA,
+        verify_sessions: bool = False,
         connect_timeout_seconds: int = 3,
         statement_timeout_ms: int = 10_000,
         idle_check_seconds: float = 30.0,
@@ -126,6 +161,8 @@ class Database:
         self._application_name = application_name
         self._schema = schema_name(schema)
         self._statement_timeout_ms = statement_timeout_ms
+        self._verify_sessions = verify_sessions
+        self._fingerprint: dict[str, Any] | None = None
         self._connect_timeout = connect_timeout_seconds
         self._idle_check = idle_check_seconds
         self._retry_after_failure = retry_after_failure_seconds
@@ -173,12 +210,39 @@ class Database:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {describe(error)}") from error
         try:
             enter_schema(connection, self._schema, self._statement_timeout_ms)
+            problem = _schema_problem(connection, self._schema)
+            self._fingerprint = _fingerprint(connection)
         except psycopg.Error as error:
             connection.close()
             raise DatabaseUnavailable(f"cannot set up the session: {describe(error)}") from error
+        if problem is not None:
+            connection.close()
+            # Transient: a deploy (its migrations) or a GRANT fixes it, and the events wait.
+            raise DatabaseUnavailable(problem)
         self._failed_at = None
         self._connection = connection
         return connection
+
+    def verify_session(self) -> None:
+        """After a transaction that ran a team's code (handlers, callbacks) committed:
+        drop the connection if that code left a session setting behind (`SET ROLE`,
+        `SET statement_timeout`, `SET search_path`, ...), which would otherwise carry
+        over to every later event on this connection. Only with `verify_sessions`
+        (a team's modules are loaded): hookline's own code sets nothing."""
+        connection = self._connection
+        if not self._verify_sessions or connection is None or connection.closed:
+            return
+        try:
+            same = _fingerprint(connection) == self._fingerprint
+        except psycopg.Error:
+            same = False
+        if not same:
+            count("SessionDiscarded")
+            logger.warning(
+                "a handler or callback changed the session's settings (a SET outlives its"
+                " transaction): the connection is dropped, the next event opens a fresh one"
+            )
+            self.discard()
 
     def clear_failure(self) -> None:
         """Forget a failed connect, so the next use tries again (at each new batch)."""

@@ -103,6 +103,27 @@ def _refuse_legacy_tables(connection: Connection, schema: str) -> None:
         )
 
 
+def _require_rights(connection: Connection, schema: str, *, create: bool) -> None:
+    """MigrationError naming the GRANT, rather than PostgreSQL's "no schema has been
+    selected to create in" (search_path skips a schema its role may not use)."""
+    row = connection.execute(
+        "SELECT has_schema_privilege(%s, 'USAGE') AS usage,"
+        " has_schema_privilege(%s, 'CREATE') AS create, current_user AS role",
+        (schema, schema),
+    ).fetchone()
+    assert row is not None
+    missing = [
+        right for right in ("usage", "create") if not row[right] and (create or right == "usage")
+    ]
+    if missing:
+        rights = ", ".join(right.upper() for right in missing)
+        raise MigrationError(
+            f"role {row['role']} lacks {rights} on schema {schema}:"
+            f" GRANT {rights} ON SCHEMA {schema} TO {row['role']}"
+            f" (or make it the schema's owner: docs/deploy.md, step 2)"
+        )
+
+
 def _history(connection: Connection, schema: str, *, create: bool) -> dict[str, str]:
     """Applied versions and their checksums; with `create`, make the schema and history first."""
     if not _schema_exists(connection, schema):
@@ -112,6 +133,8 @@ def _history(connection: Connection, schema: str, *, create: bool) -> dict[str, 
         # Only when missing: a role without CREATE on the database can still
         # migrate into a schema its DBA made for it.
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    else:
+        _require_rights(connection, schema, create=create)
     # The CLI's connection is already there; a caller's may not be.
     enter_schema(connection, schema)
     exists = connection.execute(

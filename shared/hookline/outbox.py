@@ -132,6 +132,14 @@ class Outbox:
         self._locks = locks
         self._session = _session(locks.connection)
 
+    def after_handler(self) -> None:
+        """For an outbox opened before the handler ran: SessionChanged if the handler
+        ended the transaction (a COMMIT then a BEGIN included), moved the search_path,
+        or swallowed a database error (the event's own failure)."""
+        problem = _left(self._locks.connection, self._session)
+        if problem is not None:
+            raise SessionChanged(f"a handler broke hookline's transaction: {problem}")
+
     def publish(
         self, cause: Cause, callbacks: Sequence[OrderCallback], deadline: Deadline | None = None
     ) -> None:
@@ -213,6 +221,10 @@ def _run(
             raise  # the invocation's deadline cancelled it: the caller hands the work back
         raise _failed(callback, changed, _raised(connection, session, error)) from error
     except Exception as error:  # whatever the shop's code raises is its own failure
+        if deadline.remaining() <= 0:
+            # The deadline's cancel, wrapped by the shop's own library (SQLAlchemy's
+            # OperationalError): hand the work back, as for any statement of hookline's.
+            raise OutOfTime("the invocation's time ran out in an order callback") from error
         raise _failed(callback, changed, _raised(connection, session, error)) from error
     problem = _left(connection, session)
     if problem is not None:

@@ -637,10 +637,12 @@ class SessionMovingRegistry(HandlerRegistry):
 @pytest.mark.parametrize(
     ("statement", "error"),
     [
-        ("SET search_path TO public, hookline", "a handler set the search_path"),
-        ("SET LOCAL search_path TO public", "a handler set the search_path"),
-        ("COMMIT", "a handler ended hookline's transaction"),
-        ("ROLLBACK", "a handler ended hookline's transaction"),
+        ("SET search_path TO public, hookline", "it changed the search_path"),
+        ("SET LOCAL search_path TO public", "it changed the search_path"),
+        ("COMMIT", "it ended hookline's transaction with COMMIT"),
+        # A new transaction behind it: the same connection state, another transaction.
+        ("COMMIT; BEGIN", "it ended hookline's transaction with COMMIT"),
+        ("ROLLBACK", "it ended hookline's transaction with ROLLBACK"),
     ],
 )
 def test_a_handler_that_changes_the_session_fails_as_the_event_s_own_failure(
@@ -667,9 +669,11 @@ def test_a_handler_that_changes_the_session_fails_as_the_event_s_own_failure(
     )
     try:
         succeeded = events.stripe("payment_intent.succeeded", order_id="order-1")
-        with pytest.raises(SessionChanged, match=error):
+        with pytest.raises(
+            SessionChanged, match=f"a handler broke hookline's transaction: {error}"
+        ):
             applier.apply(succeeded)
-        committed = statement == "COMMIT"
+        committed = statement.startswith("COMMIT")
         # One of the event's own failures; what a COMMIT committed stays (its claim, the
         # payment), anything else rolled back.
         assert ledger(db, succeeded) == {
@@ -868,3 +872,84 @@ def test_a_callback_that_rolls_back_while_settling_orphans_leaves_them_waiting(
     assert order_status(db, "order-late") == "paid"
     [payload] = heard(listener, db, orders_channel)
     assert json.loads(payload)["event_id"] == succeeded.event_id
+
+
+@pytest.mark.parametrize(
+    ("statement", "setting", "left"),
+    [
+        ("SET statement_timeout = 0", "statement_timeout", "0"),
+        ("SET default_transaction_read_only = on", "default_transaction_read_only", "on"),
+        ("SET lock_timeout = '1ms'", "lock_timeout", "1ms"),
+    ],
+)
+def test_a_setting_a_callback_leaves_behind_never_reaches_the_next_event(
+    database_url: str,
+    mercadopago_api: ProviderSandbox,
+    db: Connection,
+    callbacks: CallbackRegistry,
+    statement: str,
+    setting: str,
+    left: str,
+) -> None:
+    """A plain SET outlives the transaction that committed it: with a team's modules
+    loaded (verify_sessions), the connection it poisoned is dropped, not reused."""
+    insert_order(db, "order-1", 2000)
+    insert_order(db, "order-2", 2000)
+    database = Database(lambda: database_url, verify_sessions=True)
+    applier = Applier(
+        database,
+        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        registry=callbacks,
+    )
+    leaving = True
+
+    @callbacks.on_order_change
+    def sets(connection: Connection, change: OrderChanged) -> None:
+        if leaving:
+            connection.execute(statement)
+
+    try:
+        poisoned = database.connection().info.backend_pid
+        first = events.stripe("payment_intent.succeeded", intent="pi_1", order_id="order-1")
+        assert applier.apply(first).status.value == "applied"
+        leaving = False
+        fresh = database.connection()
+        assert fresh.info.backend_pid != poisoned
+        now = fresh.execute(f"SELECT current_setting('{setting}') AS value").fetchone()
+        assert now is not None
+        assert now["value"] != left
+        second = events.stripe("payment_intent.succeeded", intent="pi_2", order_id="order-2")
+        assert applier.apply(second).status.value == "applied"
+        assert (order_status(db, "order-1"), order_status(db, "order-2")) == ("paid", "paid")
+    finally:
+        database.discard()
+
+
+def test_without_a_team_s_modules_the_session_is_not_checked_again(
+    applier: Applier, db: Connection
+) -> None:
+    """hookline's own code sets nothing: no extra query per event when no team code runs."""
+    insert_order(db, "order-1", 2000)
+    connection = applier._database.connection()
+    pid = connection.info.backend_pid
+    applier.apply(events.stripe("payment_intent.succeeded", order_id="order-1"))
+    assert applier._database.connection().info.backend_pid == pid
+
+
+def test_a_callback_whose_library_wraps_the_deadline_s_cancel_hands_the_event_back(
+    applier: Applier, db: Connection, callbacks: CallbackRegistry
+) -> None:
+    """SQLAlchemy and the like wrap psycopg's QueryCanceled in their own exception: past
+    the deadline it is still the invocation's time, not the callback's failure."""
+    insert_order(db, "order-1001", 2000)
+    now = [0.0]
+
+    @callbacks.on_order_change
+    def wrapped(connection: Connection, change: OrderChanged) -> None:
+        now[0] = 11.0  # the deadline passes while it runs
+        raise RuntimeError("(psycopg.errors.QueryCanceled) canceling statement")
+
+    with pytest.raises(OutOfTime):
+        applier.apply(events.stripe("payment_intent.succeeded"), Deadline(10.0, lambda: now[0]))
+    assert count_rows(db, "webhook_events") == 0  # handed back untouched
+    assert order_status(db, "order-1001") == "pending"

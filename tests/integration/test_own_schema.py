@@ -19,7 +19,7 @@ import pytest
 from hookline.cli import main
 from hookline.consumer.build import consumer
 from hookline.database import Database, connect
-from hookline.errors import ConfigurationError
+from hookline.errors import ConfigurationError, DatabaseUnavailable
 from hookline.migrate import discover, migrate, pending
 from hookline.schema import schema_name
 from psycopg import sql
@@ -323,3 +323,28 @@ def test_a_stack_in_public_by_choice_leaves_room_for_a_second_stack(
         capsys.readouterr()
         assert "webhook_events" in tables(url, "hookline_staging")
         assert "webhook_events" in tables(url, "public")
+
+
+def test_a_role_that_may_not_use_the_schema_is_told_which_grant_is_missing(
+    shop: tuple[str, str], limited_role: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """set_config accepts any search_path: without these checks the consumer would say
+    `relation "webhook_events" does not exist` and migrate `no schema has been selected`."""
+    url, _ = shop
+    with connect(url) as db:
+        migrate(db)
+    as_role = psycopg.conninfo.make_conninfo(url, user=limited_role)
+
+    database = Database(lambda: as_role)
+    with pytest.raises(
+        DatabaseUnavailable, match=f"GRANT USAGE ON SCHEMA hookline TO {limited_role}"
+    ):
+        database.connection()
+    assert main(["migrate", "--database-url", as_role]) == 1
+    assert f"GRANT USAGE, CREATE ON SCHEMA hookline TO {limited_role}" in capsys.readouterr().err
+    assert main(["migrate", "--database-url", as_role, "--dry-run"]) == 1
+    assert f"GRANT USAGE ON SCHEMA hookline TO {limited_role}" in capsys.readouterr().err
+
+    missing = Database(lambda: url, schema="hookline_never_migrated")
+    with pytest.raises(DatabaseUnavailable, match="does not exist: deploy"):
+        missing.connection()

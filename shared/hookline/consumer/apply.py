@@ -103,9 +103,11 @@ class Applier:
                     existing = claimed.existing or LedgerStatus.APPLIED
                     return Outcome(existing, duplicate=True)
                 locks = RowLocks(connection)
-                outcome = self._run_handler(locks, envelope, parsed, deadline)
-                # The handler is done: the session must still be hookline's (SessionChanged).
                 outbox = Outbox(locks)
+                outcome = self._run_handler(locks, envelope, parsed, deadline)
+                # The handler is done: the transaction and session must still be
+                # hookline's (SessionChanged: the event's own failure).
+                outbox.after_handler()
                 finish(connection, envelope, outcome.status, order_id=outcome.order_id)
                 if outcome.status is LedgerStatus.ORPHANED and self._past_deadline(envelope):
                     park(
@@ -139,7 +141,9 @@ class Applier:
             raise
         except Exception as error:  # noqa: BLE001 - any other error is the event's own
             return self._failed_on_its_own(envelope, parsed, error)
-        # Committed: now, and only now, the transitions it made are facts to report.
+        # Committed: a SET a team's handler or callback left must not reach the next event.
+        self._database.verify_session()
+        # Now, and only now, the transitions it made are facts to report.
         report_order_changes(locks.order_changes)
         if envelope.headers.get(RECOVERED_HEADER) == "true":
             # This copy came from the provider's event list and applied first:

@@ -40,12 +40,18 @@ def database_conninfo(settings: DatabaseSettings, secrets: SecretsProvider) -> C
 
 
 def build_database(
-    settings: DatabaseSettings, secrets: SecretsProvider, application_name: str
+    settings: DatabaseSettings,
+    secrets: SecretsProvider,
+    application_name: str,
+    *,
+    handler_modules: str = "",
 ) -> Database:
     return Database(
         database_conninfo(settings, secrets),
         application_name=application_name,
         schema=settings.database_schema,
+        # A team's handlers or callbacks run on the connection: check what they leave.
+        verify_sessions=bool(handler_modules.strip()),
         connect_timeout_seconds=settings.database_connect_timeout_seconds,
         statement_timeout_ms=settings.database_statement_timeout_ms,
     )
@@ -63,7 +69,12 @@ def build_consumer(settings: ConsumerSettings) -> Consumer:
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
     webhook_secrets = WebhookSecrets(settings.secrets_name, secrets)
     applier = Applier(
-        build_database(settings, secrets, "hookline-consumer"),
+        build_database(
+            settings,
+            secrets,
+            "hookline-consumer",
+            handler_modules=settings.hookline_handler_modules,
+        ),
         MercadoPagoApi(
             lambda: webhook_secrets.api_credential(MERCADOPAGO_TOKEN_KEY),
             settings.mercadopago_api_url,

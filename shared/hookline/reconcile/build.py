@@ -84,7 +84,12 @@ def build_reconciler(settings: ReconcilerSettings) -> Reconciler:
     queue = EventQueue(settings.queue_url, sqs)
     conninfo = database_conninfo(settings, secrets)
     return Reconciler(
-        build_database(settings, secrets, "hookline-reconciler"),
+        build_database(
+            settings,
+            secrets,
+            "hookline-reconciler",
+            handler_modules=settings.hookline_handler_modules,
+        ),
         lambda judge, park: Redriver(sqs, settings.queue_url, settings.dlq_url, judge, park),
         lambda: status.Target(
             "deployed",

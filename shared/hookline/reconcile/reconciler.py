@@ -188,6 +188,8 @@ class Reconciler:
             ),
             SettleResult(),
         )
+        # Settling ran the shop's callbacks: a SET they left must not outlive the step.
+        self.database.verify_session()
         recovered = RecoveryResult()
         if self.recoverer is not None:
             recoverer = self.recoverer
