@@ -115,13 +115,19 @@ def read_settings(config_env: str, path: Path | None = None) -> DeploySettings:
 def stack_exists(settings: DeploySettings, cloudformation: Any = None) -> bool:
     """Whether CloudFormation holds a deployed stack of that name (a stack only
     under review, from an abandoned first deploy, counts as new)."""
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
     if cloudformation is None:
-        import boto3
+        from hookline.remote import aws_session
 
-        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
-        cloudformation = session.client("cloudformation")
+        session = aws_session(settings.profile, settings.region)
+        try:
+            cloudformation = session.client("cloudformation")
+        except NoRegionError:
+            raise DeployError(
+                "no AWS region: set AWS_REGION, or `region` in samconfig.toml's "
+                f"[{settings.config_env}.global.parameters]"
+            ) from None
     try:
         stacks = cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"]
     except NoCredentialsError:

@@ -5,6 +5,7 @@ lambda:InvokeFunction and cloudformation:DescribeStacks) or the local stack."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,6 +48,15 @@ def _invoker(client: Any, function_name: str, label: str = "the reconciler") -> 
     return invoke
 
 
+def aws_session(profile: str | None, region: str | None) -> boto3.Session:
+    """botocore's own resolution (the flag, AWS_DEFAULT_REGION, the profile's region),
+    then AWS_REGION, which the aws CLI reads and botocore does not."""
+    session = boto3.Session(profile_name=profile, region_name=region)
+    if session.region_name is None and os.environ.get("AWS_REGION"):
+        session = boto3.Session(profile_name=profile, region_name=os.environ["AWS_REGION"])
+    return session
+
+
 def deployed(
     stack_name: str,
     output: str = RECONCILER_OUTPUT,
@@ -57,7 +67,7 @@ def deployed(
 ) -> Invoke:
     """Invoke the function a deployed stack names in `output`."""
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = aws_session(profile, region)
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except (BotoCoreError, ClientError) as error:
         raise ConfigurationError(f"cannot read stack {stack_name}: {error}") from error

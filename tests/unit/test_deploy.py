@@ -152,3 +152,24 @@ def test_an_environment_that_does_not_name_its_architecture_is_refused() -> None
     with pytest.raises(DeployError, match="must name Architecture"):
         deploy(settings, run=recorder, exists=lambda _: True)
     assert recorder.runs == []
+
+
+def test_no_region_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(DeployError, match="no AWS region"):
+        stack_exists(read_settings("default"))
+
+
+def test_the_region_the_aws_cli_reads_is_the_one_used(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_REGION alone (botocore reads AWS_DEFAULT_REGION): the stack is looked up there."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    body = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+        StackName="hookline-dev", TemplateBody=json.dumps(body)
+    )
+    assert stack_exists(read_settings("default")) is True
