@@ -42,6 +42,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (  # no
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: E402
     DataRecord,
 )
+from psycopg.pq import TransactionStatus  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from tests.support import events  # noqa: E402
@@ -89,7 +90,9 @@ class RecordingConnection(psycopg.Connection[Any]):
     transactions: ClassVar[list[list[tuple[Any, Any]]]] = []
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        RecordingConnection.transactions[-1].append((query, params))
+        # Each event's transaction; not the session's set-up when it connects.
+        if self.info.transaction_status is not TransactionStatus.IDLE:
+            RecordingConnection.transactions[-1].append((query, params))
         return super().execute(query, params, **kwargs)
 
     @contextlib.contextmanager

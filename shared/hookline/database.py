@@ -211,7 +211,7 @@ class Database:
         try:
             enter_schema(connection, self._schema, self._statement_timeout_ms)
             problem = _schema_problem(connection, self._schema)
-            self._fingerprint = _fingerprint(connection)
+            self._fingerprint = _fingerprint(connection) if self._verify_sessions else None
         except psycopg.Error as error:
             connection.close()
             raise DatabaseUnavailable(f"cannot set up the session: {describe(error)}") from error
