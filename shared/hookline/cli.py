@@ -48,7 +48,9 @@ def _migrate(args: argparse.Namespace) -> int:
             else os.environ.get("DATABASE_SCHEMA") or DEFAULT_SCHEMA
         )
         migrations = discover(args.directory)
-        with connect(url, schema, connect_timeout=10) as connection:
+        # No statement timeout: a person runs it and watches (a role's own, such as
+        # docs/deploy.md's 10 s for hookline's, would stop a long migration half way).
+        with connect(url, schema, statement_timeout_ms=0, connect_timeout=10) as connection:
             run = pending if args.dry_run else migrate
             todo = run(connection, migrations, schema)
     except MigrationError as error:

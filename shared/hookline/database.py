@@ -99,11 +99,19 @@ def well_formed(conninfo: str) -> str:
     return conninfo
 
 
-def connect(url: str, schema: str = DEFAULT_SCHEMA, **kwargs: Any) -> Connection:
-    """A connection in `schema` (autocommit, dict rows), for commands and tools."""
+def connect(
+    url: str,
+    schema: str = DEFAULT_SCHEMA,
+    *,
+    statement_timeout_ms: int | None = None,
+    **kwargs: Any,
+) -> Connection:
+    """A connection in `schema` (autocommit, dict rows), for commands and tools.
+
+    `statement_timeout_ms` None keeps the server's (or the role's) own; 0 is none."""
     connection = psycopg.connect(well_formed(url), autocommit=True, row_factory=dict_row, **kwargs)
     try:
-        enter_schema(connection, schema)
+        enter_schema(connection, schema, statement_timeout_ms)
     except BaseException:
         connection.close()
         raise

@@ -348,3 +348,20 @@ def test_a_role_that_may_not_use_the_schema_is_told_which_grant_is_missing(
     missing = Database(lambda: url, schema="hookline_never_migrated")
     with pytest.raises(DatabaseUnavailable, match="does not exist: deploy"):
         missing.connection()
+
+
+def test_the_cli_migrates_under_no_statement_timeout_whatever_the_role_s_own(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/deploy.md gives hookline's role a 10 s statement_timeout: a long migration
+    run by a person must not stop half way because of it."""
+    with fresh_database(postgres, None) as url:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} SET statement_timeout = '1ms'").format(
+                    sql.Identifier(admin.info.dbname)
+                )
+            )
+        assert main(["migrate", "--database-url", url]) == 0, capsys.readouterr().err
+        with connect(url) as db:
+            assert pending(db, discover()) == []

@@ -283,7 +283,7 @@ class LocalStack:
                 services.embedded_postgres(self.options.data_dir / "postgres")
             )
         # The database may hold a shop's own tables: migrate touches hookline's schema only.
-        with connect(url, schema) as connection:
+        with connect(url, schema, statement_timeout_ms=0) as connection:
             applied = migrate(connection, schema=schema)
         names = ", ".join(f"{m.version}_{m.name}" for m in applied) or "none pending"
         self.console.info("postgres", f"schema {schema}, migrations: {names}")
