@@ -20,6 +20,7 @@ import psycopg
 
 from hookline import remote, template
 from hookline.database import connect, describe
+from hookline.deploy import parameter_overrides
 from hookline.errors import ConfigurationError, MigrationError
 from hookline.files import write_private
 from hookline.migrate import default_directory, discover, migrate, pending
@@ -121,16 +122,6 @@ def project_directory(given: Path | None) -> Path:
     raise ConfigurationError("no template.yaml here: run from the project or pass --project")
 
 
-def parameter_overrides(pairs: Sequence[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        name, separator, value = pair.partition("=")
-        if not separator or not name:
-            raise ConfigurationError(f"parameter override {pair!r} is not Name=Value")
-        overrides[name] = value
-    return overrides
-
-
 def _local(args: argparse.Namespace) -> int:
     from hookline.local.console import Console
     from hookline.local.stack import LocalOptions, serve
@@ -159,7 +150,7 @@ def _local(args: argparse.Namespace) -> int:
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
             code=args.code,
             build_dir=args.build_dir,
-            parameters=parameter_overrides(args.parameter_overrides),
+            parameters=parameter_overrides(list(args.parameter_overrides)),
             schedule_every=args.schedule_every,
         )
         serve(options, console, stop)

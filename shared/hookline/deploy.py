@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hookline.errors import ConfigurationError
 from hookline.sam import PROJECT_ROOT, ToolMissing, sam_environment, sam_executable
 
 PLACEHOLDER = "REPLACE_ME"
@@ -29,7 +30,7 @@ ARCHITECTURES = ("arm64", "x86_64")
 Run = Callable[[list[str]], int]
 
 
-class DeployError(RuntimeError):
+class DeployError(ConfigurationError):
     """A deploy that cannot start as configured (named, with what to fix)."""
 
 
@@ -70,7 +71,8 @@ class DeploySettings:
 
 
 def parameter_overrides(value: str | list[str] | None) -> dict[str, str]:
-    """samconfig's parameter_overrides, as a string (`A=1 B="x y"`) or a list of `A=1`."""
+    """Template parameters as samconfig's parameter_overrides gives them (a string
+    `A=1 B="x y"` or a list of `A=1`), or `hookline local --parameter-overrides`."""
     if value is None:
         return {}
     items = shlex.split(value) if isinstance(value, str) else list(value)

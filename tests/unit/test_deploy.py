@@ -173,3 +173,20 @@ def test_the_region_the_aws_cli_reads_is_the_one_used(
         StackName="hookline-dev", TemplateBody=json.dumps(body)
     )
     assert stack_exists(read_settings("default")) is True
+
+
+def test_one_parser_for_samconfig_and_the_local_stack_s_overrides() -> None:
+    """`hookline local --parameter-overrides` and samconfig read Name=Value alike."""
+    from hookline.deploy import parameter_overrides
+    from hookline.errors import ConfigurationError
+
+    assert parameter_overrides(["DatabaseSchema=shop_a", "SquareNotificationUrl="]) == {
+        "DatabaseSchema": "shop_a",
+        "SquareNotificationUrl": "",
+    }
+    assert parameter_overrides('Stage=dev LogLevel="DEBUG"') == {
+        "Stage": "dev",
+        "LogLevel": "DEBUG",
+    }
+    with pytest.raises(ConfigurationError, match="is not Name=Value"):
+        parameter_overrides(["DatabaseSchema"])
