@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from hookline.errors import ConfigurationError, DatabaseUnavailable, SecretsUnavailable
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
@@ -245,7 +246,7 @@ class Database:
         except psycopg.Error:
             same = False
         if not same:
-            count("SessionDiscarded")
+            count(Metric.SESSION_DISCARDED)
             logger.warning(
                 "a handler or callback changed the session's settings (a SET outlives its"
                 " transaction): the connection is dropped, the next event opens a fresh one"

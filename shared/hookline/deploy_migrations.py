@@ -50,6 +50,7 @@ from hookline.aws import CLIENT_CONFIG
 from hookline.consumer.build import database_conninfo
 from hookline.database import describe, enter_schema, well_formed
 from hookline.errors import HooklineError, MigrationError, ServiceUnavailable
+from hookline.metric_names import Metric
 from hookline.migrate import (
     Standing,
     discover,
@@ -61,7 +62,7 @@ from hookline.settings import DatabaseSettings
 
 PHYSICAL_ID_PREFIX = "hookline-migrations-"
 APPLICATION_NAME = "hookline-migrations"
-FAILED_METRIC = "MigrationsFailed"
+FAILED_METRIC = Metric.MIGRATIONS_FAILED
 CONNECT_TIMEOUT_SECONDS = 10  # as `hookline migrate`'s
 # Left of the invocation after a statement is cancelled, to answer with its reason
 # rather than crhelper's bare "Execution timed out".

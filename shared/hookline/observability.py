@@ -16,6 +16,8 @@ import logging
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from hookline.metric_names import Metric
+
 logger = Logger(service="hookline", log_uncaught_exceptions=True)
 tracer = Tracer(service="hookline")
 metrics = Metrics(namespace="Hookline", service="hookline")
@@ -34,10 +36,10 @@ def quiet_wire_loggers() -> None:
 quiet_wire_loggers()
 
 # Counted by the consumer, read by the reconciler's circuit breaker.
-DATABASE_FAILURES_METRIC = "DatabaseFailures"
+DATABASE_FAILURES_METRIC = Metric.DATABASE_FAILURES
 
 
-def count(name: str, value: float = 1, **dimensions: str) -> None:
+def count(name: Metric, value: float = 1, **dimensions: str) -> None:
     """Count `name` once in total (what alarms watch) and once per dimension set given.
 
     CloudWatch alarms need an exact dimension set, so the total is emitted with
@@ -58,6 +60,6 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
             metric.add_dimension(name=key, value=dimension)
 
 
-def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+def gauge(name: Metric, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
     """A state as a number (e.g. BreakerOpen, 0 or 1): alarms watch its Maximum."""
     metrics.add_metric(name=name, unit=unit, value=value)

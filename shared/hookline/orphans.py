@@ -33,6 +33,7 @@ from hookline.handlers import HandlerRegistry
 from hookline.handlers import registry as default_registry
 from hookline.ledger import park
 from hookline.locks import RowLocks
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.outbox import Cause, Outbox
 from hookline.payments import report_order_changes, sync_order
@@ -82,7 +83,7 @@ def settle(
                 settled += _settle_order(connection, order_id, registry, until)
             except (DatabaseUnavailable, CallbackFailed, psycopg.Error) as error:
                 _broken(connection, error)
-                count("OrphansFailed")
+                count(Metric.ORPHANS_FAILED)
                 logger.error(
                     "orphan could not be settled",
                     extra={"order_id": order_id, "error": describe(error)},
@@ -160,10 +161,10 @@ def _park_expired(
                     ):
                         parked += 1
                         progressed = True
-                        count("EventsParked", reason=ORPHAN_REASON)
+                        count(Metric.EVENTS_PARKED, reason=ORPHAN_REASON)
             except psycopg.Error as error:
                 _broken(connection, error)
-                count("OrphansFailed")
+                count(Metric.ORPHANS_FAILED)
                 logger.error(
                     "expired orphan could not be parked",
                     extra={"event_id": event["event_id"], "error": describe(error)},

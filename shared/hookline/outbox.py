@@ -36,6 +36,7 @@ from hookline.database import QUERY_CANCELED, SCHEMA_SETTING, Connection, descri
 from hookline.deadline import Deadline
 from hookline.errors import CallbackFailed, OutOfTime, SessionChanged
 from hookline.locks import RowLocks
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.payments import OrderState, OrderStatus, net_order_changes
 
@@ -51,8 +52,8 @@ MAX_NOTIFY_BYTES = 7999
 # commit that notifies. NOTIFY is at-most-once by contract, payments are not: past
 # this share of the queue, changes are committed without their notification.
 NOTIFY_QUEUE_LIMIT = 0.5
-CALLBACK_FAILED_METRIC = "OrderCallbackFailed"
-NOTIFY_SKIPPED_METRIC = "OrderNotifySkipped"
+CALLBACK_FAILED_METRIC = Metric.ORDER_CALLBACK_FAILED
+NOTIFY_SKIPPED_METRIC = Metric.ORDER_NOTIFY_SKIPPED
 
 # One round trip before the callbacks: the transaction and search_path they must
 # leave as they are, hookline's schema (SCHEMA_SETTING, set on each session

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from hookline.locks import RowKind, RowLocks
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 
 
@@ -445,7 +446,7 @@ def report_order_changes(changes: list[OrderChange]) -> None:
     """After commit: count and log the transitions alarms watch, whichever path made them."""
     for change in net_order_changes(changes):
         if change.became_mismatch:
-            count("AmountMismatches")
+            count(Metric.AMOUNT_MISMATCHES)
             logger.warning(
                 "order amount mismatch",
                 extra={

@@ -137,8 +137,8 @@ def translate(template_path: Path | None = None, region: str = "us-east-1") -> d
     """
     # Imported here: the SAM translator is a development tool, not a runtime dependency.
     import boto3
-    from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
-    from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
 
     from hookline import template
 

@@ -42,6 +42,7 @@ from hookline.ledger import (
     record_failure,
 )
 from hookline.locks import RowLocks
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
 from hookline.outbox import Cause, Outbox
@@ -148,7 +149,7 @@ class Applier:
         if envelope.headers.get(RECOVERED_HEADER) == "true":
             # This copy came from the provider's event list and applied first:
             # its webhook never arrived (docs/operations.md, RecoveredEventsAlarm).
-            count("EventsRecovered", provider=envelope.provider)
+            count(Metric.EVENTS_RECOVERED, provider=envelope.provider)
             logger.warning(
                 "missed event applied from recovery: webhooks are being lost upstream",
                 extra={"provider": envelope.provider, "event_id": envelope.event_id},

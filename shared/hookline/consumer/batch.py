@@ -45,6 +45,7 @@ from hookline.envelope import Envelope
 from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
 from hookline.handlers import Outcome
 from hookline.ledger import LedgerStatus
+from hookline.metric_names import Metric
 from hookline.observability import DATABASE_FAILURES_METRIC, count, gauge, logger, metrics
 from hookline.queue import EventQueue
 
@@ -52,11 +53,11 @@ from hookline.queue import EventQueue
 IDEMPOTENCY_EXPIRY_SECONDS = 4 * 24 * 3600
 
 OUTCOME_METRICS = {
-    LedgerStatus.APPLIED: "EventsApplied",
-    LedgerStatus.STALE: "EventsStale",
-    LedgerStatus.IGNORED: "EventsIgnored",
-    LedgerStatus.ORPHANED: "EventsOrphaned",
-    LedgerStatus.PARKED: "EventsParked",
+    LedgerStatus.APPLIED: Metric.EVENTS_APPLIED,
+    LedgerStatus.STALE: Metric.EVENTS_STALE,
+    LedgerStatus.IGNORED: Metric.EVENTS_IGNORED,
+    LedgerStatus.ORPHANED: Metric.EVENTS_ORPHANED,
+    LedgerStatus.PARKED: Metric.EVENTS_PARKED,
 }
 
 TRANSIENT_ERRORS = (ServiceUnavailable, IdempotencyAlreadyInProgressError)
@@ -171,7 +172,7 @@ class Consumer:
                     "idempotency store unavailable, relying on the ledger",
                     extra={"error": describe(error)},
                 )
-                count("IdempotencyUnavailable")
+                count(Metric.IDEMPOTENCY_UNAVAILABLE)
                 result = self._after_store_failure(envelope, deadline, attempt)
         except Exception as error:
             self._failed(record, delays, error, envelope)
@@ -207,12 +208,14 @@ class Consumer:
             "status": outcome.status.value,
         }
         if outcome.duplicate:
-            count("EventsDuplicate")
+            count(Metric.EVENTS_DUPLICATE)
             logger.info("event already handled", extra=fields)
             return
-        count(OUTCOME_METRICS.get(outcome.status, "EventsApplied"))
+        count(OUTCOME_METRICS.get(outcome.status, Metric.EVENTS_APPLIED))
         latency = (self._clock() - envelope.received_at).total_seconds() * 1000
-        metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Milliseconds, value=latency)
+        metrics.add_metric(
+            name=Metric.END_TO_END_LATENCY, unit=MetricUnit.Milliseconds, value=latency
+        )
         logger.info(
             "event handled",
             extra={**fields, "order_id": outcome.order_id, "order_status": outcome.order_status},
@@ -232,7 +235,7 @@ class Consumer:
             delays.by_message[record.message_id] = 0
             if group is not None:
                 delays.by_group.setdefault(group, 0)
-            count("EventsHandedBack")
+            count(Metric.EVENTS_HANDED_BACK)
             logger.info(
                 "event handed back: not enough time left",
                 extra={
@@ -249,12 +252,12 @@ class Consumer:
         delays.by_message[record.message_id] = delay
         if group is not None:
             delays.by_group.setdefault(group, delay)
-        count("EventsFailed", kind="transient" if transient else "permanent")
+        count(Metric.EVENTS_FAILED, kind="transient" if transient else "permanent")
         if transient and envelope is not None:
             # Waiting on a dependency: how long it has waited is what the
             # EventsWaitingAlarm watches (redrives reset the queue's own age).
             waited = (self._clock() - envelope.received_at).total_seconds()
-            gauge("WaitingEventAge", max(0.0, waited), unit=MetricUnit.Seconds)
+            gauge(Metric.WAITING_EVENT_AGE, max(0.0, waited), unit=MetricUnit.Seconds)
         if isinstance(error, DatabaseUnavailable):
             # The reconciler's circuit breaker reads this (reconcile/breaker.py).
             count(DATABASE_FAILURES_METRIC)

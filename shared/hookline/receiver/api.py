@@ -30,6 +30,7 @@ from hookline.errors import (
     SignatureRejected,
     UnknownProvider,
 )
+from hookline.metric_names import Metric
 from hookline.observability import count, logger, tracer
 from hookline.providers import WebhookRequest, build_registry
 from hookline.queue import EventQueue
@@ -110,7 +111,7 @@ def receive_webhook(provider: str) -> Response[str]:
             "message_id": accepted.message_id,
         },
     )
-    count("WebhooksAccepted", provider=provider)
+    count(Metric.WEBHOOKS_ACCEPTED, provider=provider)
     return _json(200, {"received": True, "event_id": envelope.event_id})
 
 
@@ -167,7 +168,7 @@ def health() -> Response[str]:
     else:
         checks = health_cache.checks(dependencies)
     healthy = all(state == "ok" for state in checks.values())
-    count("HealthChecks", status="ok" if healthy else "unavailable")
+    count(Metric.HEALTH_CHECKS, status="ok" if healthy else "unavailable")
     return _json(
         200 if healthy else 503, {"status": "ok" if healthy else "unavailable", "checks": checks}
     )
@@ -189,33 +190,33 @@ def answer_error(error: HooklineError) -> Response[str]:
     provider = _known_provider(path_provider) or "unknown"
     if isinstance(error, UnknownProvider | ProviderDisabled):
         logger.warning("unknown or disabled provider", extra={"provider": provider})
-        count("WebhooksRejected", reason="unknown_provider")
+        count(Metric.WEBHOOKS_REJECTED, reason="unknown_provider")
         return _json(404, {"error": "unknown_provider", "message": "unknown or disabled provider"})
     if isinstance(error, PayloadTooLarge):
         logger.warning("payload too large", extra={"provider": provider})
-        count("WebhooksRejected", reason="too_large")
+        count(Metric.WEBHOOKS_REJECTED, reason="too_large")
         return _json(413, {"error": "payload_too_large", "message": str(error)})
     if isinstance(error, SignatureRejected):
         logger.warning(
             "signature rejected", extra={"provider": provider, "reason": error.reason.value}
         )
-        count("WebhooksRejected", reason="signature")
-        count("SignatureRejected", provider=provider)
+        count(Metric.WEBHOOKS_REJECTED, reason="signature")
+        count(Metric.SIGNATURE_REJECTED, provider=provider)
         return _json(
             401, {"error": "invalid_signature", "message": "signature verification failed"}
         )
     if isinstance(error, MalformedEvent):
         logger.warning("malformed event", extra={"provider": provider, "detail": str(error)})
-        count("WebhooksRejected", reason="malformed")
+        count(Metric.WEBHOOKS_REJECTED, reason="malformed")
         return _json(400, {"error": "malformed_event", "message": str(error)})
     if isinstance(error, ServiceUnavailable):
         logger.error(
             "cannot accept webhook now", extra={"provider": provider, "detail": str(error)}
         )
         metric = {
-            QueueUnavailable: "EnqueueFailed",
-            SecretsUnavailable: "SecretsUnavailable",
-        }.get(type(error), "ConfigurationErrors")
+            QueueUnavailable: Metric.ENQUEUE_FAILED,
+            SecretsUnavailable: Metric.SECRETS_UNAVAILABLE,
+        }.get(type(error), Metric.CONFIGURATION_ERRORS)
         count(metric, provider=provider)
         return _json(
             503,
@@ -231,5 +232,5 @@ app.exception_handler(HooklineError)(answer_error)
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    count("RoutesNotFound")
+    count(Metric.ROUTES_NOT_FOUND)
     return _json(404, {"error": "not_found", "message": "no such route"})

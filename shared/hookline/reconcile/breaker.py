@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hookline.metric_names import Metric
 from hookline.observability import DATABASE_FAILURES_METRIC, count, gauge, logger
 
 STATE_KEY = "hookline#circuit-breaker"
@@ -80,12 +81,12 @@ class CircuitBreaker:
         """The health check failed: open the breaker if the consumer is failing too."""
         try:
             if self._is_open():
-                gauge("BreakerOpen", 1)
+                gauge(Metric.BREAKER_OPEN, 1)
                 return "open"
             failures = self._database_failures()
             mapping = self._mapping()
             if failures < self.threshold or mapping is None:
-                gauge("BreakerOpen", 0)
+                gauge(Metric.BREAKER_OPEN, 0)
                 return "closed"
             self.dynamodb.put_item(
                 TableName=self.table,
@@ -98,21 +99,21 @@ class CircuitBreaker:
             self.lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         except (BotoCoreError, ClientError) as error:
             logger.error("circuit breaker could not act", extra={"error": str(error)})
-            count("BreakerErrors")
+            count(Metric.BREAKER_ERRORS)
             return "unknown"
         logger.warning(
             "circuit breaker opened: consumer paused while the database is down",
             extra={"database_failures": failures, "mapping": mapping["UUID"]},
         )
-        count("BreakerOpened")
-        gauge("BreakerOpen", 1)
+        count(Metric.BREAKER_OPENED)
+        gauge(Metric.BREAKER_OPEN, 1)
         return "opened"
 
     def database_up(self) -> str:
         """The health check passed: close the breaker if it is open."""
         try:
             if not self._is_open():
-                gauge("BreakerOpen", 0)
+                gauge(Metric.BREAKER_OPEN, 0)
                 return "closed"
             mapping = self._mapping()
             if mapping is not None:
@@ -120,9 +121,9 @@ class CircuitBreaker:
             self.dynamodb.delete_item(TableName=self.table, Key={"id": {"S": STATE_KEY}})
         except (BotoCoreError, ClientError) as error:
             logger.error("circuit breaker could not act", extra={"error": str(error)})
-            count("BreakerErrors")
+            count(Metric.BREAKER_ERRORS)
             return "unknown"
         logger.warning("circuit breaker closed: consumer resumed")
-        count("BreakerClosed")
-        gauge("BreakerOpen", 0)
+        count(Metric.BREAKER_CLOSED)
+        gauge(Metric.BREAKER_OPEN, 0)
         return "closed_now"

@@ -21,6 +21,7 @@ from typing import Any
 
 from hookline.database import Connection
 from hookline.envelope import MAX_EVENT_ID_CHARS, RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.queue import EventQueue
 
@@ -127,7 +128,7 @@ def replay(connection: Connection, queue: EventQueue, request: Mapping[str, Any]
         envelope = _replay_envelope(row, nonce, now)
         queue.send(envelope)
         replayed.append(envelope.event_id)
-    count("EventsReplayed", len(replayed))
+    count(Metric.EVENTS_REPLAYED, len(replayed))
     logger.info("events replayed", extra={"nonce": nonce, "replayed": len(replayed)})
     return {"ok": True, "nonce": nonce, "replayed": replayed}
 
@@ -176,12 +177,12 @@ def resolve(
                 _replayable(connection, row), RESOLVE_NONCE.format(id=parked_id), datetime.now(UTC)
             )
             queue.send(envelope)  # raises (and rolls back) unless SQS has it
-            count("EventsReplayed")
+            count(Metric.EVENTS_REPLAYED)
             answer["replay"] = {"ok": True, "replayed": [envelope.event_id]}
         connection.execute(
             "UPDATE parked_events SET resolved_at = now(), resolution = %s WHERE id = %s",
             (note, parked_id),
         )
-    count("ParkedResolved")
+    count(Metric.PARKED_RESOLVED)
     logger.info("parked event resolved", extra={"parked_id": parked_id, **answer})
     return answer

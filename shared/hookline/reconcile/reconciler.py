@@ -26,6 +26,7 @@ from hookline import status
 from hookline.database import Connection, Database, describe
 from hookline.deadline import Deadline, RemainingTime
 from hookline.errors import DatabaseUnavailable, HooklineError
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.orphans import SettleResult, settle
 from hookline.queue import EventQueue
@@ -130,7 +131,7 @@ class Reconciler:
         logger.warning(
             "database unavailable: reconcile skipped", extra={"error": describe(failure)}
         )
-        count("ReconcileSkipped")
+        count(Metric.RECONCILE_SKIPPED)
         return None
 
     def run(
@@ -156,15 +157,15 @@ class Reconciler:
         counts = self._steps(run, previous, redrive_only)
         # EventsParked is counted where each park commits: a run cut short still counts them.
         for name, value in (
-            ("EventsRedriven", counts.redriven),
-            ("OrphansSettled", counts.orphans_settled),
-            ("RetentionDeleted", counts.retention_deleted),
+            (Metric.EVENTS_REDRIVEN, counts.redriven),
+            (Metric.ORPHANS_SETTLED, counts.orphans_settled),
+            (Metric.RETENTION_DELETED, counts.retention_deleted),
         ):
             count(name, value)
         # A step that broke the connection does not cost the run its record.
         self._finish(run.connection, run_id, counts, run.failures)
         if run.failures:
-            count("ReconcileFailed")
+            count(Metric.RECONCILE_FAILED)
         logger.info(
             "reconcile run done",
             extra={"run_id": run_id, **asdict(counts), "failed_steps": sorted(run.failures)},
@@ -271,7 +272,7 @@ class _Run:
             return work()
         except Exception as error:  # noqa: BLE001 - one failing step must not stop the others
             self.failures[name] = describe(error)
-            count("ReconcileStepFailed", step=name)
+            count(Metric.RECONCILE_STEP_FAILED, step=name)
             logger.exception("reconcile step failed", extra={"step": name, "run_id": self.run_id})
             return nothing
 

@@ -39,6 +39,7 @@ from hookline.database import Connection
 from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.errors import HooklineError, MalformedEvent, OutOfTime, PayloadTooLarge
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.providers import Provider, WebhookRequest, build_registry
 from hookline.queue import EventQueue
@@ -116,7 +117,7 @@ class Recoverer:
             ]
         except HooklineError as error:
             logger.warning("event recovery skipped", extra={"error": str(error)})
-            count("RecoveryFailed", provider="all")
+            count(Metric.RECOVERY_FAILED, provider="all")
             result.failed.append("all")
             return result
         if not listings:
@@ -187,7 +188,7 @@ class Recoverer:
                         "reason": str(cut),
                     },
                 )
-                count("RecoveryPaused", provider=provider)
+                count(Metric.RECOVERY_PAUSED, provider=provider)
                 return
             except HooklineError as error:
                 # The checkpoint stays at the last finished sub-window.
@@ -199,7 +200,7 @@ class Recoverer:
                         "error": str(error),
                     },
                 )
-                count("RecoveryFailed", provider=provider)
+                count(Metric.RECOVERY_FAILED, provider=provider)
                 result.failed.append(provider)
                 return
             if checkpoint is None or window_end > checkpoint:
@@ -302,7 +303,7 @@ class Recoverer:
         finally:
             result.enqueued[provider] = result.enqueued.get(provider, 0) + enqueued
             if enqueued:
-                count("RecoveryEnqueued", enqueued, provider=provider)
+                count(Metric.RECOVERY_ENQUEUED, enqueued, provider=provider)
 
 
 def _skip(
@@ -313,7 +314,7 @@ def _skip(
         "listed event skipped",
         extra={"provider": provider, "event_id": event_id, "reason": reason, "error": detail},
     )
-    count("RecoverySkipped", provider=provider, reason=reason)
+    count(Metric.RECOVERY_SKIPPED, provider=provider, reason=reason)
 
 
 def _listed_id(raw: Any) -> str | None:

@@ -31,6 +31,7 @@ from hookline.database import describe
 from hookline.deadline import Deadline
 from hookline.envelope import Envelope
 from hookline.errors import QueueUnavailable
+from hookline.metric_names import Metric
 from hookline.observability import count, gauge, logger
 
 # Carried with the message: how many times the reconciler has re-sent it.
@@ -147,7 +148,7 @@ class Redriver:
                     verdict = self._handle(letter)
                 except Exception as error:  # noqa: BLE001 - one bad letter must not stop the run
                     # Left in the DLQ (hidden until HANDLING_SECONDS pass); the rest go on.
-                    count("DeadLettersFailed")
+                    count(Metric.DEAD_LETTERS_FAILED)
                     logger.error(
                         "dead letter could not be handled",
                         extra={**_fields(letter), "error": describe(error)},
@@ -167,12 +168,12 @@ class Redriver:
             self._resend(letter)
             if letter.envelope is not None:
                 waited = (datetime.now(UTC) - letter.envelope.received_at).total_seconds()
-                gauge("WaitingEventAge", max(0.0, waited), unit=MetricUnit.Seconds)
+                gauge(Metric.WAITING_EVENT_AGE, max(0.0, waited), unit=MetricUnit.Seconds)
         self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
         if verdict is Verdict.DROP:
-            count("DeadLettersDropped")
+            count(Metric.DEAD_LETTERS_DROPPED)
         elif verdict is Verdict.PARK and judgement.reason is not None:
-            count("EventsParked", reason=judgement.reason)
+            count(Metric.EVENTS_PARKED, reason=judgement.reason)
         logger.info(
             "dead letter handled",
             extra={**_fields(letter), "outcome": verdict.value, "reason": judgement.reason},

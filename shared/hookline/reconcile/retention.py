@@ -17,6 +17,7 @@ import psycopg
 from hookline.database import Connection, describe
 from hookline.deadline import Deadline
 from hookline.errors import DatabaseUnavailable
+from hookline.metric_names import Metric
 from hookline.observability import count, logger
 
 SETTLED = ("applied", "stale", "ignored")
@@ -96,7 +97,7 @@ def _one_by_one(connection: Connection, cutoff: datetime, batch: int, stuck: lis
             if connection.closed or connection.broken:
                 raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
             stuck.append(f"{row['provider']}:{row['event_id']}")
-            count("RetentionFailed")
+            count(Metric.RETENTION_FAILED)
             logger.warning(
                 "ledger row kept past retention: it could not be deleted",
                 extra={
