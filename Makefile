@@ -24,9 +24,12 @@ $(STAMP): pyproject.toml
 
 # The whole pipeline on this machine: http://127.0.0.1:3000, PostgreSQL from
 # DATABASE_URL or embedded under .hookline/, functions from a current
-# `make build-local` output, else from the source tree.
+# `make build-local` output, else from the source tree. One stack per data
+# folder: a second one needs its own, e.g.
+# `make run ARGS="--port 3001 --data-dir .hookline/second"`. The commands its ready
+# line suggests (.venv/bin/hookline ...) run as printed from this directory.
 run: install
-	$(BIN)/hookline local
+	$(BIN)/hookline local $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

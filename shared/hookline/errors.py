@@ -1,11 +1,21 @@
 """Exceptions that cross module boundaries, and the one table of what each means.
 
-Every class says, as class attributes, its HTTP answer (`http_status`,
-`answer_code`), whether it is transient (a dependency's fault: retried later,
-never counted against the event, never parked), the metric it counts, and the
-CLI's exit code. The receiver, the consumer, the reconciler and the CLI all
-read these attributes; none decides on its own. Messages are safe to show to
-the caller: they never carry secrets, expected signatures or payloads.
+Every class says, as class attributes:
+- `http_status`, `answer_code`, `answer_message`: its HTTP answer, the body
+  `{"error": answer_code, "message": answer_message or str(error)}`; a fixed
+  message where the error's own text could help an attacker or leak internals;
+- `transient`: a dependency's fault, answered 503 with Retry-After, retried
+  later, never counted against the event, never parked (transient ⇔ 503);
+- `metric`: what the receiver counts per provider when it answers this error,
+  and the consumer counts in total when an attempt ends with it; None where
+  nothing does, or where the code raising it counts it itself;
+- `rejection`: the `reason` dimension of WebhooksRejected, which counts every
+  webhook the receiver refuses as not acceptable (4xx);
+- `log_message`: the receiver's log line (operators filter on it: runbook);
+- `exit_code`: the CLI's.
+The receiver, the consumer, the reconciler and the CLI all read these
+attributes; none decides on its own. Messages are safe to show to the caller:
+they never carry secrets, expected signatures or payloads.
 
 CLI exit codes (docs/cli.md): 0 done; 1 done but something failed (a send with
 refused deliveries); 2 a usage error (click's own: an option or argument that
@@ -41,9 +51,20 @@ class HooklineError(Exception):
 
     http_status: ClassVar[int] = 500
     answer_code: ClassVar[str] = "internal_error"
+    answer_message: ClassVar[str | None] = None
     transient: ClassVar[bool] = False
     metric: ClassVar[Metric | None] = None
+    rejection: ClassVar[str | None] = None
+    log_message: ClassVar[str] = "request failed"
     exit_code: ClassVar[int] = EXIT_FAILED
+
+    def answer(self) -> dict[str, str]:
+        """The body of the HTTP answer to this error."""
+        return {"error": self.answer_code, "message": self.answer_message or str(self)}
+
+    def log_fields(self) -> dict[str, str]:
+        """What the log line about this error carries besides the provider."""
+        return {"detail": str(self)}
 
 
 def error_class(name: str) -> type[HooklineError]:
@@ -62,17 +83,18 @@ class UnknownProvider(HooklineError):
 
     http_status = 404
     answer_code = "unknown_provider"
-    metric = Metric.WEBHOOKS_REJECTED
+    # One answer for unknown and disabled: a caller learns nothing about which are set up.
+    answer_message = "unknown or disabled provider"
+    rejection = "unknown_provider"
+    log_message = "unknown or disabled provider"
     exit_code = EXIT_NOT_FOUND
 
+    def log_fields(self) -> dict[str, str]:
+        return {}  # the path is the caller's choice: only a known provider is logged
 
-class ProviderDisabled(HooklineError):
+
+class ProviderDisabled(UnknownProvider):
     """The provider is known but has no secret configured."""
-
-    http_status = 404
-    answer_code = "unknown_provider"
-    metric = Metric.WEBHOOKS_REJECTED
-    exit_code = EXIT_NOT_FOUND
 
 
 class PayloadTooLarge(HooklineError):
@@ -80,7 +102,8 @@ class PayloadTooLarge(HooklineError):
 
     http_status = 413
     answer_code = "payload_too_large"
-    metric = Metric.WEBHOOKS_REJECTED
+    rejection = "too_large"
+    log_message = "payload too large"
 
 
 class RejectReason(StrEnum):
@@ -98,11 +121,18 @@ class SignatureRejected(HooklineError):
 
     http_status = 401
     answer_code = "invalid_signature"
+    # Never why: the reason is logged and counted, not a hint to a forger.
+    answer_message = "signature verification failed"
     metric = Metric.SIGNATURE_REJECTED
+    rejection = "signature"
+    log_message = "signature rejected"
 
     def __init__(self, reason: RejectReason) -> None:
         super().__init__(f"signature rejected: {reason.value}")
         self.reason = reason
+
+    def log_fields(self) -> dict[str, str]:
+        return {"reason": self.reason.value}
 
 
 class MalformedEvent(HooklineError):
@@ -110,7 +140,8 @@ class MalformedEvent(HooklineError):
 
     http_status = 400
     answer_code = "malformed_event"
-    metric = Metric.WEBHOOKS_REJECTED
+    rejection = "malformed"
+    log_message = "malformed event"
 
 
 class ServiceUnavailable(HooklineError):
@@ -118,8 +149,12 @@ class ServiceUnavailable(HooklineError):
 
     http_status = 503
     answer_code = "unavailable"
+    # The cause (which dependency, its error) is logged, never answered.
+    answer_message = "temporarily unavailable, retry later"
     transient = True
-    metric = Metric.CONFIGURATION_ERRORS
+    # What a 503 of no more specific kind counts (as the receiver always has).
+    metric: ClassVar[Metric | None] = Metric.CONFIGURATION_ERRORS
+    log_message = "cannot accept webhook now"
     exit_code = EXIT_UNAVAILABLE
 
 
@@ -167,7 +202,12 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 
 class ProviderApiUnavailable(ServiceUnavailable):
-    """A provider's API timed out, rate-limited or failed; retry later."""
+    """A provider's API timed out, rate-limited or failed; retry later.
+
+    Counted only as a transient EventsFailed: it is the provider's outage, not
+    this stack's configuration."""
+
+    metric = None
 
 
 class CallbackFailed(ServiceUnavailable):
@@ -176,9 +216,13 @@ class CallbackFailed(ServiceUnavailable):
     Transient on purpose: the event is fine; the shop's code or table is wrong,
     and a deploy or a migration fixes it. So the event is retried with backoff
     until it applies, never counts as one of its own failures, never parked.
+
+    OrderCallbackFailed is counted by hookline.outbox where the callback fails
+    (it names the callback, and settling orphans in the reconciler runs callbacks
+    too), so the consumer does not count it again.
     """
 
-    metric = Metric.ORDER_CALLBACK_FAILED
+    metric = None
 
 
 class SessionChanged(HooklineError):

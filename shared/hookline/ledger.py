@@ -28,11 +28,14 @@ class LedgerStatus(StrEnum):
     IGNORED = "ignored"
     ORPHANED = "orphaned"
     PARKED = "parked"
+    # Was parked; a human closed its parking (`hookline parked resolve`).
+    RESOLVED = "resolved"
     FAILED = "failed"
 
 
 # A row in one of these states was handled; a redelivery is a no-op. `failed`
-# rows are retried; `orphaned` ones are settled by `hookline.orphans`.
+# rows are retried; `orphaned` ones are settled by `hookline.orphans`. A
+# resolved event comes back only as an operator's replay, under a new event id.
 FINAL = frozenset(
     {
         LedgerStatus.APPLIED,
@@ -40,6 +43,7 @@ FINAL = frozenset(
         LedgerStatus.IGNORED,
         LedgerStatus.ORPHANED,
         LedgerStatus.PARKED,
+        LedgerStatus.RESOLVED,
     }
 )
 

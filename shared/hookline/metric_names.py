@@ -2,7 +2,9 @@
 dashboard share (tests/unit/test_metric_names.py holds template.yaml to it).
 
 Counts are emitted once in total (what alarms watch, service dimension only) and,
-where a breakdown helps, again per provider, reason, kind, step or status.
+where a breakdown helps, again per provider, reason, kind, step or status (with
+the service too: the dashboard searches on it). The namespace is the stack's
+MetricsNamespace parameter and the service its name (hookline.observability).
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
 """`hookline status`: is anything waiting, failing or needing a human?
 
 Reads queue depths from SQS and the ledger, parked events and the last
-reconciler run from PostgreSQL: of the local stack (its state file), or of a
-deployed stack (its CloudFormation outputs, and the database URL given).
+reconciler run from PostgreSQL: for the local stack, from the CLI with its
+state file's addresses; for a deployed stack, inside its ReconcilerFunction
+(`{"action": "status"}`), which reaches its own queues and database.
+
+The ledger counts an event a human resolved as `resolved`, not `parked`, so
+its `parked` count and `parked.open` agree (a parking whose event never
+reached the ledger counts in `parked` only).
 """
 
 from __future__ import annotations
@@ -66,11 +71,14 @@ def database_status(url: str, schema: str = DEFAULT_SCHEMA) -> dict[str, Any]:
                 )
             }
             parked = db.execute(
-                "SELECT provider, event_id, reason, parked_at FROM parked_events "
-                "WHERE resolved_at IS NULL ORDER BY parked_at DESC LIMIT 5"
+                "SELECT id, provider, event_id, event_type, reason, parked_at FROM parked_events"
+                " WHERE resolved_at IS NULL ORDER BY parked_at DESC, id DESC LIMIT 5"
             ).fetchall()
-            open_parked = db.execute(
-                "SELECT count(*) AS count FROM parked_events WHERE resolved_at IS NULL"
+            # Counted from parked_events, as the ledger's parked/resolved rows are.
+            parkings = db.execute(
+                "SELECT count(*) FILTER (WHERE resolved_at IS NULL) AS open,"
+                " count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved"
+                " FROM parked_events"
             ).fetchone()
             last_run = db.execute(
                 "SELECT * FROM reconciliation_runs ORDER BY started_at DESC LIMIT 1"
@@ -81,7 +89,8 @@ def database_status(url: str, schema: str = DEFAULT_SCHEMA) -> dict[str, Any]:
         "ledger": dict(sorted(ledger.items())),
         "orders": dict(sorted(orders.items())),
         "parked": {
-            "open": open_parked["count"] if open_parked else 0,
+            "open": parkings["open"] if parkings else 0,
+            "resolved": parkings["resolved"] if parkings else 0,
             "latest": [{**row, "parked_at": row["parked_at"].isoformat()} for row in parked],
         },
         "last_reconciler_run": (
@@ -126,9 +135,10 @@ def render(report: Mapping[str, Any]) -> str:
     lines.append(f"ledger: {ledger}")
     lines.append(f"orders: {orders}")
     parked = database["parked"]
-    lines.append(f"parked (open): {parked['open']}")
+    lines.append(f"parked: {parked['open']} open, {parked['resolved']} resolved")
+    # The number is what `hookline parked show` and `resolve` take (the event id works too).
     lines += [
-        f"  {p['provider']} {p['event_id']}: {p['reason']} (since {p['parked_at']})"
+        f"  #{p['id']} {p['provider']} {p['event_id']}: {p['reason']} (since {p['parked_at']})"
         for p in parked["latest"]
     ]
     run = database["last_reconciler_run"]

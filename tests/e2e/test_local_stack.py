@@ -4,14 +4,17 @@ events posted over HTTP by `hookline send`, results read from PostgreSQL and SQS
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import psycopg
 import pytest
 import yaml
-from hookline.local.stack import aws_clients
+from hookline.errors import EXIT_CONFIGURATION
+from hookline.local.stack import STATE_FILE, aws_clients, read_state
 from psycopg.rows import dict_row
 
 from tests.support.local_stack import LocalStackProcess, cli, eventually
@@ -319,12 +322,54 @@ def test_a_port_in_use_is_a_clear_error(stack: LocalStackProcess, tmp_path: Path
         stack.state["database_url"],
         timeout=120,
     )
-    assert result.returncode == 2
-    assert f"127.0.0.1:{port} is in use" in result.stdout
+    assert result.returncode == EXIT_CONFIGURATION, result.stdout + result.stderr
+    assert f"127.0.0.1:{port} is in use" in result.stdout + result.stderr
+
+
+def test_a_second_stack_on_the_same_data_folder_is_refused(stack: LocalStackProcess) -> None:
+    before = (stack.data_dir / STATE_FILE).read_text()
+    # Another port, so only the folder is shared: it is refused before anything starts.
+    result = cli(
+        "local",
+        "--port",
+        "0",
+        "--code",
+        "source",
+        "--data-dir",
+        str(stack.data_dir),
+        "--database-url",
+        stack.state["database_url"],
+        timeout=120,
+    )
+    assert result.returncode == EXIT_CONFIGURATION, result.stdout + result.stderr
+    refusal = (
+        f"a local stack already runs from {stack.data_dir} ({stack.url}, pid {stack.process.pid}):"
+        " stop it first, or pass --data-dir"
+    )
+    assert refusal in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    # The first still serves, from the state file it wrote.
+    assert (stack.data_dir / STATE_FILE).read_text() == before
+    assert stack.status()["queues"]["EventsQueue"]["visible"] >= 0
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Every PostgreSQL process of `pgdata` still running (by its command line)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] != psutil.STATUS_ZOMBIE and str(pgdata) in " ".join(cmdline):
+            found.append(int(process.info["pid"]))
+    return found
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
 def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
     data_dir = tmp_path / ".hookline"
+    pgdata = (data_dir / "postgres" / "pgdata").resolve()
     first = LocalStackProcess.start(data_dir, ["--code", "source"])
     try:
         sent = first.send("stripe", "payment_intent.succeeded")
@@ -341,13 +386,38 @@ def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
         eventually(lambda: first.status()["queues"]["EventsDLQ"]["visible"] == 1)
     finally:
         assert first.stop() == 0, first.log_tail()
-    assert not (data_dir / "stack.json").exists()
+    assert not (data_dir / STATE_FILE).exists()
     # moto's queues live in memory: the stop says what it loses.
     assert "EventsDLQ still holds 1 message(s)" in first.log_tail()
     assert "stopped" in first.log_tail()
+    assert postgres_processes(pgdata) == []
 
+    # kill -9: no stop runs; its PostgreSQL and its state file are left behind.
     second = LocalStackProcess.start(data_dir, ["--code", "source"])
     try:
         assert second.status()["database"]["ledger"] == {"applied": 1}
+        orphan = postmaster_pid(pgdata)
     finally:
-        assert second.stop() == 0, second.log_tail()
+        second.kill()
+    assert orphan in postgres_processes(pgdata)
+    assert read_state(data_dir) is None  # the file is there, the stack is not
+    assert cli("status", "--data-dir", str(data_dir)).returncode != 0
+
+    third = LocalStackProcess.start(data_dir, ["--code", "source"])
+    try:
+        log = third.log_tail(200)
+        assert f"stopped PostgreSQL pid {orphan}, left running by a run that was killed" in log
+        assert f"left by a run that ended without stopping (pid {second.process.pid})" in log
+        assert orphan not in postgres_processes(pgdata)
+        assert third.status()["database"]["ledger"] == {"applied": 1}
+        # The embedded server listens on TCP too, with a password: what containers use.
+        tcp_url = third.state["database_tcp_url"]
+        assert tcp_url.startswith("postgresql://postgres:")
+        with psycopg.connect(tcp_url) as connection:
+            assert connection.execute("SELECT current_database()").fetchone() == ("hookline",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(re.sub(r":[^:@/]+@", ":wrong@", tcp_url)).close()
+    finally:
+        assert third.stop() == 0, third.log_tail()
+    assert not (pgdata / "postmaster.pid").exists()
+    assert postgres_processes(pgdata) == []

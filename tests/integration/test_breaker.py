@@ -6,6 +6,7 @@ client; ReconcilerFunction's real handler.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
@@ -14,6 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
+from hookline.local.metrics import metric_data
+from hookline.metric_names import Metric
+from hookline.observability import count, metrics
 from hookline.reconcile.breaker import STATE_KEY
 
 from tests.conftest import UNREACHABLE_DATABASE, point_reconciler_at
@@ -50,13 +54,31 @@ def state(uuid: str) -> str:
 
 
 def consumer_database_failures(value: float) -> None:
+    """What the consumer counts, put into CloudWatch as Lambda's log pipeline would: the
+    breaker must read the namespace and dimensions the consumer emits, whatever they are."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        metrics.flush_metrics()  # anything counted before is not the consumer's
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        count(Metric.DATABASE_FAILURES, value)
+        metrics.flush_metrics()
+    cloudwatch: Any = boto3.client("cloudwatch")
+    for line in printed.getvalue().splitlines():
+        for namespace, datum in metric_data(json.loads(line)):
+            datum["Timestamp"] = datetime.now(UTC)
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=[datum])
+
+
+def another_stacks_database_failures(value: float) -> None:
+    """DatabaseFailures of a second stack that shares the namespace (its own service)."""
     cloudwatch: Any = boto3.client("cloudwatch")
     cloudwatch.put_metric_data(
-        Namespace="Hookline",
+        Namespace=metrics.namespace,
         MetricData=[
             {
-                "MetricName": "DatabaseFailures",
-                "Dimensions": [{"Name": "service", "Value": "hookline"}],
+                "MetricName": Metric.DATABASE_FAILURES,
+                "Dimensions": [{"Name": "service", "Value": "another-stack"}],
                 "Value": value,
                 "Unit": "Count",
                 "Timestamp": datetime.now(UTC),
@@ -105,6 +127,15 @@ def test_the_breaker_opens_while_the_database_is_down_and_closes_after(
 def test_below_the_threshold_the_breaker_stays_closed(
     reconcile: Handler, mapping: str, database_down: None
 ) -> None:
+    consumer_database_failures(3)
+    assert reconcile({"action": "reconcile"})["breaker"] == "closed"
+    assert state(mapping) == "Enabled"
+
+
+def test_another_stacks_failures_never_open_this_breaker(
+    reconcile: Handler, mapping: str, database_down: None
+) -> None:
+    another_stacks_database_failures(50)
     consumer_database_failures(3)
     assert reconcile({"action": "reconcile"})["breaker"] == "closed"
     assert state(mapping) == "Enabled"

@@ -162,7 +162,7 @@ def test_a_malformed_connection_string_is_never_quoted(
         database.connection()
     assert "SEC" not in str(raised.value)
     assert "malformed" in str(raised.value)
-    assert main(["migrate", "--database-url", url]) == 2
+    assert main(["migrate", "--database-url", url]) == 3
     error = capsys.readouterr().err
     assert "malformed" in error
     assert "SEC" not in error

@@ -793,8 +793,11 @@ def test_migrate_stack_names_what_is_wrong_with_the_stack(
     deployed: DeployedStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The stack is in the profile's region, not in this one.
-    assert main(["migrate", "--stack", STACK_NAME, "--region", REGION]) == 2
-    assert f"cannot read stack {STACK_NAME}" in capsys.readouterr().err
+    assert main(["migrate", "--stack", STACK_NAME, "--region", REGION]) == 4  # not found
+    assert capsys.readouterr().err == (
+        f"hookline migrate: cannot read stack {STACK_NAME} in {REGION}:"
+        f" Stack with id {STACK_NAME} does not exist\n"
+    )
     assert main(["migrate", "--stack", STACK_NAME, "--profile", "ops", "--schema", "x"]) == 2
     assert "--schema" in capsys.readouterr().err
     assert deployed.invocations == []

@@ -103,11 +103,14 @@ def test_a_range_replay_selects_by_provider_type_and_time(
     assert [e.split(":replay:")[0] for e in typed["replayed"]] == [late.event_id]
     assert reconcile({"action": "replay"}) == {
         "ok": False,
-        "error": "a range replay needs provider (and type, since, until as wanted)",
+        "error": "replay: give event_id, or provider for a range (with type, since, until)",
+        "kind": "InvalidRequest",
     }
-    assert reconcile({"action": "replay", "event_id": "evt_nope"})["error"] == (
-        "no ledger row for event evt_nope"
-    )
+    assert reconcile({"action": "replay", "event_id": "evt_nope"}) == {
+        "ok": False,
+        "error": "no ledger row for event evt_nope",
+        "kind": "NotFound",
+    }
 
 
 def test_parked_events_are_listed_shown_and_resolved(
@@ -127,9 +130,11 @@ def test_parked_events_are_listed_shown_and_resolved(
     )
     shown = reconcile({"action": "parked", "id": listed["id"]})["parked"]
     assert shown["payload"]["id"] == payment.event_id
-    assert reconcile({"action": "resolve", "id": listed["id"]})["error"] == (
-        "say how it was resolved (resolution)"
-    )
+    assert reconcile({"action": "resolve", "id": listed["id"]}) == {
+        "ok": False,
+        "error": "resolve: resolution is required (a note saying how it was resolved)",
+        "kind": "InvalidRequest",
+    }
     resolved = reconcile(
         {"action": "resolve", "id": listed["id"], "resolution": "fixed the order", "replay": True}
     )
@@ -139,7 +144,9 @@ def test_parked_events_are_listed_shown_and_resolved(
     assert db.execute("SELECT status FROM orders").fetchone() == {"status": "paid"}
     assert reconcile({"action": "parked"})["parked"] == []
     again = reconcile({"action": "resolve", "id": listed["id"], "resolution": "again"})
-    assert again == {"ok": False, "error": f"no open parked event {listed['id']}"}
+    assert again["kind"] == "OperatorRefused"
+    assert again["error"].startswith(f"parked event {listed['id']} (stripe {payment.event_id})")
+    assert again["error"].endswith(", by note 'fixed the order'")
 
 
 def test_a_replay_of_a_recovered_event_is_not_counted_as_recovered_again(

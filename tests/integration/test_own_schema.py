@@ -197,7 +197,8 @@ def test_tables_an_older_hookline_left_in_public_are_never_silently_abandoned(
     with fresh_database(postgres, None) as url:
         older_hookline_in_public(url)
 
-        assert main(["migrate", "--database-url", url]) == 1
+        # MigrationError: exit 7 (hookline.errors, docs/cli.md).
+        assert main(["migrate", "--database-url", url]) == 7
         error = capsys.readouterr().err
         assert "DATABASE_SCHEMA=public" in error
         with psycopg.connect(url) as db:
@@ -340,9 +341,9 @@ def test_a_role_that_may_not_use_the_schema_is_told_which_grant_is_missing(
         DatabaseUnavailable, match=f"GRANT USAGE ON SCHEMA hookline TO {limited_role}"
     ):
         database.connection()
-    assert main(["migrate", "--database-url", as_role]) == 1
+    assert main(["migrate", "--database-url", as_role]) == 7
     assert f"GRANT USAGE, CREATE ON SCHEMA hookline TO {limited_role}" in capsys.readouterr().err
-    assert main(["migrate", "--database-url", as_role, "--dry-run"]) == 1
+    assert main(["migrate", "--database-url", as_role, "--dry-run"]) == 7
     assert f"GRANT USAGE ON SCHEMA hookline TO {limited_role}" in capsys.readouterr().err
 
     missing = Database(lambda: url, schema="hookline_never_migrated")

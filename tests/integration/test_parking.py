@@ -255,6 +255,7 @@ def test_resolve_with_replay_of_a_message_that_was_never_an_event_changes_nothin
         "ok": False,
         "error": f"event sqs:{answer['error'].split('sqs:')[1].split()[0]} was never an event"
         " (not an envelope): nothing to replay",
+        "kind": "OperatorRefused",
     }
     assert db.execute("SELECT resolved_at FROM parked_events").fetchone() == {"resolved_at": None}
     # Without a replay it can still be closed.

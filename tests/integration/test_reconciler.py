@@ -240,6 +240,7 @@ def test_status_and_unknown_actions(pipeline: Pipeline, reconcile: Handler) -> N
     assert "ledger" in answer["status"]["database"]
     assert reconcile({"action": "explode"}) == {
         "ok": False,
-        "error": "unknown action 'explode'; known: status, redrive, reconcile, replay, parked,"
-        " resolve",
+        "error": "unknown action 'explode'; known: status, redrive, reconcile, events, event,"
+        " replay, parked, resolve",
+        "kind": "InvalidRequest",
     }

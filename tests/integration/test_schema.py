@@ -37,7 +37,8 @@ DESIGN_COLUMNS = {
 }  # fmt: skip
 
 DESIGN_STATUSES = {
-    "webhook_events": {"applied", "stale", "ignored", "orphaned", "parked"},
+    # DESIGN.md's five, and `resolved`: a parked event a human closed (migration 0004).
+    "webhook_events": {"applied", "stale", "ignored", "orphaned", "parked", "resolved"},
     "orders": {
         "pending", "paid", "partially_refunded", "refunded", "canceled", "payment_failed",
         "amount_mismatch",
@@ -189,11 +190,15 @@ def test_cli_migrate_without_a_database_says_how(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main(["migrate"]) == 2
-    assert "DATABASE_URL" in capsys.readouterr().err
+    assert main(["migrate"]) == 3  # configuration to fix on this machine
+    assert capsys.readouterr().err == (
+        "hookline migrate: set DATABASE_URL or pass --database-url\n"
+    )
 
 
 def test_cli_migrate_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["migrate", "--database-url", "postgresql://127.0.0.1:1/none?connect_timeout=1"])
-    assert code == 1
-    assert "OperationalError" in capsys.readouterr().err
+    assert code == 5  # unavailable
+    error = capsys.readouterr().err
+    assert error.startswith("hookline migrate: OperationalError")
+    assert len(error.splitlines()) == 1

@@ -90,7 +90,11 @@ class LocalStackProcess:
             raise AssertionError(
                 f"hookline local exited ({self.process.returncode}):\n{self.log_tail()}"
             )
-        if not (self.data_dir / "stack.json").exists():
+        try:
+            # Its own: a run killed before this one may have left its file behind.
+            if self.state.get("pid") != self.process.pid:
+                return False
+        except (OSError, ValueError):
             return False
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=5) as answer:  # noqa: S310
@@ -124,6 +128,12 @@ class LocalStackProcess:
         assert result.returncode == 0, result.stderr
         report: dict[str, Any] = json.loads(result.stdout)
         return report
+
+    def kill(self) -> None:
+        """`kill -9`: no stop runs, whatever it started is left behind."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
     def stop(self, timeout: float = 90.0) -> int:
         """Ctrl-C, as a person would; the exit code."""

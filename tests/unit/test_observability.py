@@ -112,3 +112,96 @@ def test_debug_logging_shows_no_secret_value_and_no_message_body() -> None:
     assert run.returncode == 0, output[-3000:]
     assert "hookline debug logging is on" in output
     assert "never-in-a-log" not in output
+
+
+# A fresh interpreter per case: the names are read once, at import, as in a Lambda
+# container whose environment is set before any code runs. argv[1] says what is
+# imported first; a team's own module may build Powertools objects of its own.
+NAMING_RUN = """
+import importlib, io, json, sys, contextlib
+first = sys.argv[1]
+if first == "team-powertools-first":
+    from aws_lambda_powertools import Logger, Metrics
+    Metrics(namespace="TeamOwn", service="team-service")
+    Logger(service="team-service")
+elif first != "observability":
+    importlib.import_module(first)
+from hookline import observability
+from hookline.metric_names import Metric
+from hookline.reconcile.breaker import CircuitBreaker
+
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    observability.count(Metric.WEBHOOKS_ACCEPTED, provider="stripe")
+    observability.metrics.flush_metrics()
+records = [json.loads(line) for line in printed.getvalue().splitlines()]
+emitted = [
+    (directive["Namespace"], sorted(names), {name: record[name] for name in names})
+    for record in records
+    for directive in record["_aws"]["CloudWatchMetrics"]
+    for names in directive["Dimensions"]
+]
+breaker = CircuitBreaker(
+    lambda_client=None, cloudwatch=None, dynamodb=None, table="t",
+    consumer_function="f", queue_arn="q", threshold=1,
+)
+print(json.dumps({
+    "logger": observability.logger.service,
+    "tracer": observability.tracer.service,
+    "emitted": emitted,
+    "breaker": [breaker.namespace, breaker.service],
+}))
+"""
+
+
+def naming(first: str, **environment: str) -> dict[str, Any]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
+    }
+    env.update(environment, AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="true")
+    run = subprocess.run(
+        [sys.executable, "-c", NAMING_RUN, first],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return answer
+
+
+def expected(namespace: str, service: str) -> dict[str, Any]:
+    return {
+        "logger": service,
+        "tracer": service,
+        "emitted": [
+            # The breakdown carries the service too: the dashboard searches on it.
+            [namespace, ["provider", "service"], {"provider": "stripe", "service": service}],
+            # The total, with the service alone: what alarms and the breaker read.
+            [namespace, ["service"], {"service": service}],
+        ],
+        "breaker": [namespace, service],
+    }
+
+
+@pytest.mark.parametrize(
+    "first", ["observability", "hookline.reconcile.breaker", "team-powertools-first"]
+)
+def test_the_environment_names_the_service_and_namespace_whatever_is_imported_first(
+    first: str,
+) -> None:
+    answer = naming(
+        first, POWERTOOLS_SERVICE_NAME="shop-prod", POWERTOOLS_METRICS_NAMESPACE="Shop/Webhooks"
+    )
+    assert answer == expected("Shop/Webhooks", "shop-prod")
+
+
+def test_without_the_environment_the_names_are_hookline_s_defaults() -> None:
+    assert naming("observability") == expected("Hookline", "hookline")
+    # Set but empty (an unset template parameter) is the same as unset.
+    empty = naming("observability", POWERTOOLS_SERVICE_NAME="", POWERTOOLS_METRICS_NAMESPACE="")
+    assert empty == expected("Hookline", "hookline")

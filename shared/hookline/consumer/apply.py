@@ -29,7 +29,7 @@ import psycopg
 from hookline.database import QUERY_CANCELED, Database, describe, is_transient
 from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, Envelope
-from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
+from hookline.errors import DatabaseUnavailable, HooklineError, MalformedEvent, OutOfTime
 from hookline.handlers import Event, HandlerContext, HandlerRegistry, Outcome, PaymentFetcher
 from hookline.handlers import registry as default_registry
 from hookline.ledger import (
@@ -90,9 +90,10 @@ class Applier:
     def apply(self, envelope: Envelope, deadline: Deadline | None = None) -> Outcome:
         """Apply `envelope` exactly once. Raises on failure, after recording the error.
 
-        DatabaseUnavailable (and any ServiceUnavailable) means "try again later",
-        OutOfTime "hand it back"; anything else means the event cannot apply as
-        it is (returned as `parked` once that has happened often enough).
+        A transient error (DatabaseUnavailable, any error the errors table calls
+        transient) means "try again later", OutOfTime "hand it back"; anything
+        else means the event cannot apply as it is (returned as `parked` once that
+        has happened often enough).
         """
         connection = self._database.connection()
         parsed: Any = None
@@ -137,7 +138,10 @@ class Applier:
             return self._failed_on_its_own(envelope, parsed, error)
         except OutOfTime:
             raise
-        except ServiceUnavailable as error:
+        except HooklineError as error:
+            if not error.transient:
+                return self._failed_on_its_own(envelope, parsed, error)
+            # A dependency's fault (the errors table): recorded, never the event's own.
             self._record_failure(envelope, parsed, error, FailureKind.TRANSIENT)
             raise
         except Exception as error:  # noqa: BLE001 - any other error is the event's own

@@ -42,11 +42,11 @@ from hookline.consumer.apply import Applier
 from hookline.database import describe
 from hookline.deadline import Deadline
 from hookline.envelope import Envelope
-from hookline.errors import DatabaseUnavailable, MalformedEvent, OutOfTime, ServiceUnavailable
+from hookline.errors import HooklineError, MalformedEvent, OutOfTime
 from hookline.handlers import Outcome
 from hookline.ledger import LedgerStatus
 from hookline.metric_names import Metric
-from hookline.observability import DATABASE_FAILURES_METRIC, count, gauge, logger, metrics
+from hookline.observability import count, gauge, logger, metrics
 from hookline.queue import EventQueue
 
 # Longer than the longest provider retry window (Stripe retries for 3 days).
@@ -60,7 +60,14 @@ OUTCOME_METRICS = {
     LedgerStatus.PARKED: Metric.EVENTS_PARKED,
 }
 
-TRANSIENT_ERRORS = (ServiceUnavailable, IdempotencyAlreadyInProgressError)
+
+def is_transient(error: Exception) -> bool:
+    """A dependency's fault (hookline.errors' table), or the same event in flight in
+    another invocation (Powertools' idempotency): retry later, never the event's own."""
+    if isinstance(error, IdempotencyAlreadyInProgressError):
+        return True
+    return isinstance(error, HooklineError) and error.transient
+
 
 # Kept back from the Lambda timeout to answer and set retry delays.
 FINISH_RESERVE_SECONDS = 2.0
@@ -245,7 +252,7 @@ class Consumer:
                 },
             )
             return
-        transient = isinstance(error, TRANSIENT_ERRORS)
+        transient = is_transient(error)
         # A message that is not an envelope never becomes one: no reason to wait
         # before SQS takes it to the DLQ, where the reconciler parks it.
         delay = 0 if envelope is None else self._retry.delay(receives, transient=transient)
@@ -258,9 +265,10 @@ class Consumer:
             # EventsWaitingAlarm watches (redrives reset the queue's own age).
             waited = (self._clock() - envelope.received_at).total_seconds()
             gauge(Metric.WAITING_EVENT_AGE, max(0.0, waited), unit=MetricUnit.Seconds)
-        if isinstance(error, DatabaseUnavailable):
-            # The reconciler's circuit breaker reads this (reconcile/breaker.py).
-            count(DATABASE_FAILURES_METRIC)
+        if transient and isinstance(error, HooklineError) and error.metric is not None:
+            # The dependency that failed, as the errors table names it: DatabaseFailures
+            # is what the reconciler's circuit breaker reads (reconcile/breaker.py).
+            count(error.metric)
         logger.error(
             "event failed",
             extra={

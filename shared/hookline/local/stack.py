@@ -5,6 +5,11 @@ template's resources, one warm container per function (so an import error or a
 dependency missing from a layer stops the start with its traceback), then the
 API, the queue pollers and the schedules. Stop runs the other way, letting the
 invocations in flight finish.
+
+One stack per data folder: it holds an flock on <data folder>/stack.lock for
+its whole life (the kernel drops it however the process ends), so a second
+start is refused, and a state file or an embedded PostgreSQL that a killed run
+left behind is cleaned up by the next start.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from hookline.aws import CLIENT_CONFIG
 from hookline.database import connect
 from hookline.errors import ConfigurationError
 from hookline.files import write_private
-from hookline.local import resources, services
+from hookline.local import hints, lock, resources, services
 from hookline.local.api import LocalApi
 from hookline.local.console import Console
 from hookline.local.invoke import LocalLambdaApi
@@ -49,11 +54,38 @@ from hookline.sam import host_architecture
 from hookline.schema import schema_name
 
 STATE_FILE = "stack.json"
+# Held (flock) by the running stack for its whole life: one stack per data folder.
+LOCK_FILE = "stack.lock"
 STACK_NAME = "hookline-local"
 REGION = "us-east-1"
 # Containers per function that no event source or reserved concurrency bounds.
 DEFAULT_CONCURRENCY = 4
 _SOURCE_DIRECTORIES = ("shared", "functions", "layers")
+
+
+class StackAlreadyRunning(ConfigurationError):
+    """`hookline local` on a data folder another `hookline local` is running from."""
+
+    def __init__(self, data_dir: Path, pid: int | None, api_url: str | None) -> None:
+        where = ", ".join(
+            part for part in (api_url, f"pid {pid}" if pid else None) if part is not None
+        )
+        doing = "already runs" if api_url else "is starting"
+        super().__init__(
+            f"a local stack {doing} from {_display(data_dir)}{f' ({where})' if where else ''}: "
+            "stop it first, or pass --data-dir"
+        )
+        self.data_dir = data_dir
+        self.pid = pid
+        self.api_url = api_url
+
+
+def _display(path: Path) -> str:
+    """`path` relative to the current directory when inside it: as the person typed it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
 
 
 @dataclass
@@ -148,6 +180,8 @@ class RunningStack:
     resources: resources.Resources
     wiring: Wiring
     pid: int = field(default_factory=os.getpid)
+    # The embedded server over TCP (with its password): for containers; None with --database-url.
+    database_tcp_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -157,6 +191,7 @@ class RunningStack:
             "region": self.region,
             "stack_name": self.stack_name,
             "database_url": self.database_url,
+            "database_tcp_url": self.database_tcp_url,
             "database_schema": self.database_schema,
             "code": self.code,
             "secrets_file": self.secrets_file,
@@ -199,17 +234,49 @@ class RunningStack:
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
-    """The running local stack's state file, or None when no stack is running."""
-    path = data_dir / STATE_FILE
+    """The running local stack's state file, or None when no stack is running.
+
+    A stack that was killed leaves its file behind but not its lock: the lock,
+    not the file (nor a pid in it, which another process may have by now), says
+    whether the stack is there.
+    """
+    if not lock.held(data_dir / LOCK_FILE):
+        return None
+    return _state_file(data_dir)
+
+
+def _state_file(data_dir: Path) -> dict[str, Any] | None:
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
+        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, KeyError, ValueError):
-        return None
-    return state
+    return state if isinstance(state, dict) else None
+
+
+@contextmanager
+def claim_data_dir(data_dir: Path, console: Console) -> Iterator[None]:
+    """Hold `data_dir` for one stack's life; StackAlreadyRunning if another holds it.
+
+    A state file found here once the lock is ours is a killed run's: removed, so
+    nothing reads it as a running stack's.
+    """
+    with ExitStack() as held:
+        try:
+            held.enter_context(lock.hold(data_dir / LOCK_FILE))
+        except lock.Locked as error:
+            running = _state_file(data_dir) or {}
+            # Its address only if the file is the holder's (not one a killed run left).
+            api_url = running.get("api_url") if running.get("pid") == error.pid else None
+            raise StackAlreadyRunning(data_dir, error.pid, api_url) from None
+        if (data_dir / STATE_FILE).exists():
+            stale = _state_file(data_dir) or {}
+            (data_dir / STATE_FILE).unlink(missing_ok=True)
+            console.info(
+                "local",
+                f"removed {_display(data_dir / STATE_FILE)}, left by a run that ended "
+                f"without stopping (pid {stale.get('pid', '?')})",
+            )
+        yield
 
 
 LOCAL_SERVICES = ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
@@ -263,6 +330,7 @@ class LocalStack:
         self.sqs: Any = None
         self.pollers: list[QueuePoller] = []
         self._exit = ExitStack()
+        self.database_tcp_url: str | None = None
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
         invocation = self.pools[function].invoke(event)
@@ -279,9 +347,15 @@ class LocalStack:
             self.console.info(
                 "postgres", f"embedded server in {self.options.data_dir / 'postgres'}"
             )
-            url = self._exit.enter_context(
-                services.embedded_postgres(self.options.data_dir / "postgres")
+            server = self._exit.enter_context(
+                services.embedded_server(
+                    self.options.data_dir / "postgres",
+                    # On TCP too, for containers: `hookline event` writes events/env.json.
+                    listen=self.options.host,
+                    report=lambda line: self.console.warning("postgres", line),
+                )
             )
+            url, self.database_tcp_url = server.url, server.tcp_url
         # The database may hold a shop's own tables: migrate touches hookline's schema only.
         with connect(url, schema, statement_timeout_ms=0) as connection:
             applied = migrate(connection, schema=schema)
@@ -305,17 +379,19 @@ class LocalStack:
 
     def _start(self) -> RunningStack:
         options = self.options
+        # Only reading, so far: an unusable secret would only ever answer 503.
+        choice = choose_code(options)
+        document = template.load(choice.template_path)
+        secret_text = resources.secret_document(options.secrets_file)
+        schema = database_schema(options, document)
+        # Before anything is written or started, and released last: one stack per folder.
+        self._exit.enter_context(claim_data_dir(options.data_dir, self.console))
         if options.port and not services.port_free(options.host, options.port):
             raise ConfigurationError(
                 f"{options.host}:{options.port} is in use (another `hookline local`?): "
                 "stop it or pass --port"
             )
-        choice = choose_code(options)
         self.console.info("local", f"running functions from {choice.mode}: {choice.reason}")
-        document = template.load(choice.template_path)
-        # Before anything starts: an unusable secret would only ever answer 503.
-        secret_text = resources.secret_document(options.secrets_file)
-        schema = database_schema(options, document)
         database_url = self._database(schema)
         endpoint = self._endpoint()
         credentials = json.loads(secret_text)
@@ -414,6 +490,7 @@ class LocalStack:
             lambda_url=lambda_api.url,
             resources=created,
             wiring=wiring,
+            database_tcp_url=self.database_tcp_url,
         )
         self._write_state(self.running)
         for route in wiring.routes:
@@ -533,11 +610,19 @@ def running_stack(options: LocalOptions, console: Console) -> Iterator[RunningSt
         console.info("local", "stopped")
 
 
+def ready_line(options: LocalOptions, api_url: str) -> str:
+    """What `hookline local` says once it serves, with commands that run as printed."""
+    # The commands find the stack through its data folder: name it unless it is the default.
+    folder: tuple[str, ...] = ()
+    if options.data_dir.resolve() != (options.project / ".hookline").resolve():
+        folder = ("--data-dir", _display(options.data_dir))
+    send = hints.command("send", "stripe", "payment_intent.succeeded", *folder)
+    return (
+        f"ready: {api_url} (try `{send}`, then `{hints.command('status', *folder)}`); Ctrl-C stops"
+    )
+
+
 def serve(options: LocalOptions, console: Console, stop: threading.Event) -> None:
     with running_stack(options, console) as running:
-        console.info(
-            "local",
-            f"ready: {running.api_url} (try `hookline send stripe payment_intent.succeeded`, "
-            "then `hookline status`); Ctrl-C stops",
-        )
+        console.info("local", ready_line(options, running.api_url))
         stop.wait()

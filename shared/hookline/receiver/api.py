@@ -22,13 +22,7 @@ from hookline.errors import (
     HooklineError,
     InvalidSecret,
     MalformedEvent,
-    PayloadTooLarge,
-    ProviderDisabled,
-    QueueUnavailable,
-    SecretsUnavailable,
     ServiceUnavailable,
-    SignatureRejected,
-    UnknownProvider,
 )
 from hookline.metric_names import Metric
 from hookline.observability import count, logger, tracer
@@ -185,45 +179,21 @@ def _known_provider(name: str | None) -> str | None:
 
 
 def answer_error(error: HooklineError) -> Response[str]:
-    """The one place an error becomes an answer, a log line and a metric."""
+    """The one place an error becomes an answer, a log line and a metric, as
+    hookline.errors' table says for its class."""
+    if error.http_status >= 500 and not error.transient:
+        raise error  # an unmapped HooklineError is a bug: let it surface as a Lambda error
     path_provider = (app.current_event.path_parameters or {}).get("provider")
     provider = _known_provider(path_provider) or "unknown"
-    if isinstance(error, UnknownProvider | ProviderDisabled):
-        logger.warning("unknown or disabled provider", extra={"provider": provider})
-        count(Metric.WEBHOOKS_REJECTED, reason="unknown_provider")
-        return _json(404, {"error": "unknown_provider", "message": "unknown or disabled provider"})
-    if isinstance(error, PayloadTooLarge):
-        logger.warning("payload too large", extra={"provider": provider})
-        count(Metric.WEBHOOKS_REJECTED, reason="too_large")
-        return _json(413, {"error": "payload_too_large", "message": str(error)})
-    if isinstance(error, SignatureRejected):
-        logger.warning(
-            "signature rejected", extra={"provider": provider, "reason": error.reason.value}
-        )
-        count(Metric.WEBHOOKS_REJECTED, reason="signature")
-        count(Metric.SIGNATURE_REJECTED, provider=provider)
-        return _json(
-            401, {"error": "invalid_signature", "message": "signature verification failed"}
-        )
-    if isinstance(error, MalformedEvent):
-        logger.warning("malformed event", extra={"provider": provider, "detail": str(error)})
-        count(Metric.WEBHOOKS_REJECTED, reason="malformed")
-        return _json(400, {"error": "malformed_event", "message": str(error)})
-    if isinstance(error, ServiceUnavailable):
-        logger.error(
-            "cannot accept webhook now", extra={"provider": provider, "detail": str(error)}
-        )
-        metric = {
-            QueueUnavailable: Metric.ENQUEUE_FAILED,
-            SecretsUnavailable: Metric.SECRETS_UNAVAILABLE,
-        }.get(type(error), Metric.CONFIGURATION_ERRORS)
-        count(metric, provider=provider)
-        return _json(
-            503,
-            {"error": "unavailable", "message": "temporarily unavailable, retry later"},
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
-    raise error  # an unmapped HooklineError is a bug: let it surface as a Lambda error
+    log = logger.error if error.transient else logger.warning
+    log(error.log_message, extra={"provider": provider, **error.log_fields()})
+    if error.rejection is not None:
+        count(Metric.WEBHOOKS_REJECTED, reason=error.rejection)
+    if error.metric is not None:
+        count(error.metric, provider=provider)
+    # A transient error's provider retries; Retry-After says when to.
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.transient else None
+    return _json(error.http_status, error.answer(), headers=headers)
 
 
 # Registered by call: the decorator form is untyped in Powertools.

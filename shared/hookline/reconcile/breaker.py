@@ -9,6 +9,11 @@ passes again, the breaker closes and the mapping is enabled.
 Its state is an item in the idempotency table (DynamoDB stays up when
 PostgreSQL does not). The breaker re-enables only a mapping it disabled itself,
 never one an operator turned off.
+
+It reads DatabaseFailures where the consumer counts it: the namespace and the
+service dimension hookline.observability emits with (POWERTOOLS_METRICS_NAMESPACE
+and POWERTOOLS_SERVICE_NAME, the same for every function of a stack), so
+another stack's failures in the same namespace never open this one's breaker.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hookline.metric_names import Metric
-from hookline.observability import DATABASE_FAILURES_METRIC, count, gauge, logger
+from hookline.observability import (
+    DATABASE_FAILURES_METRIC,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    count,
+    gauge,
+    logger,
+)
 
 STATE_KEY = "hookline#circuit-breaker"
 
@@ -35,7 +47,8 @@ class CircuitBreaker:
         table: str,
         consumer_function: str,
         queue_arn: str,
-        namespace: str,
+        namespace: str = METRICS_NAMESPACE,
+        service: str = SERVICE_NAME,
         threshold: int,
         window: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -47,6 +60,7 @@ class CircuitBreaker:
         self.consumer_function = consumer_function
         self.queue_arn = queue_arn
         self.namespace = namespace
+        self.service = service
         self.threshold = threshold
         self.window = window
         self.clock = clock
@@ -68,7 +82,8 @@ class CircuitBreaker:
         answer = self.cloudwatch.get_metric_statistics(
             Namespace=self.namespace,
             MetricName=DATABASE_FAILURES_METRIC,
-            Dimensions=[{"Name": "service", "Value": "hookline"}],
+            # The total only (the consumer's count() emits it with the service alone).
+            Dimensions=[{"Name": "service", "Value": self.service}],
             # One-minute periods summed: a data point from this very minute counts too.
             StartTime=now - self.window,
             EndTime=now + timedelta(minutes=1),

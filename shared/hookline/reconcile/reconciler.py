@@ -25,12 +25,17 @@ from psycopg.types.json import Jsonb
 from hookline import status
 from hookline.database import Connection, Database, describe
 from hookline.deadline import Deadline, RemainingTime
-from hookline.errors import DatabaseUnavailable, HooklineError
+from hookline.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    HooklineError,
+    InvalidRequest,
+)
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.orphans import SettleResult, settle
 from hookline.queue import EventQueue
-from hookline.reconcile import operator
+from hookline.reconcile import actions
 from hookline.reconcile.breaker import CircuitBreaker
 from hookline.reconcile.parking import judge, park_dead_letter
 from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
@@ -43,7 +48,18 @@ FINISH_RESERVE_SECONDS = 10.0
 # Kept back from recovery for retention, the step after it.
 RETENTION_SECONDS = 15.0
 
-ACTIONS = ("status", "redrive", "reconcile", "replay", "parked", "resolve")
+ACTIONS = tuple(actions.REQUESTS)
+
+
+def error_answer(error: HooklineError) -> dict[str, Any]:
+    """A refused or failed request's answer: one line, and the errors table's row by name."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return {"ok": False, "error": message, "kind": type(error).__name__}
+
+
+def _lost(error: psycopg.Error) -> bool:
+    """The server went away or cancelled the statement (a timeout): try again later."""
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -86,33 +102,75 @@ class Reconciler:
     def handle(
         self, event: Mapping[str, Any], context: RemainingTime | None = None
     ) -> dict[str, Any]:
-        """A scheduled event runs everything; `{"action": ...}` runs what it names."""
+        """A scheduled event runs everything; `{"action": ...}` runs what it names.
+
+        Every operator request is answered, never raised: `{"ok": true, ...}`, or
+        `{"ok": false, "error": "<one line>", "kind": "<HooklineError subclass>"}`,
+        the kind naming the errors table's row (its CLI exit code, ...).
+        """
+        scheduled = isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event"
+        if scheduled and event.get("action") is None:
+            # A scheduled run that fails unexpectedly raises: a Lambda error, alarmed.
+            deadline = Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS)
+            return self.run(deadline=deadline)
+        try:
+            return self._answer(event, context)
+        except HooklineError as error:
+            answer = error_answer(error)
+            logger.info("operator request refused", extra={k: answer[k] for k in ("kind", "error")})
+            return answer
+        except Exception as error:  # noqa: BLE001 - an operator gets an answer, not a traceback
+            logger.exception("operator action failed unexpectedly")
+            return error_answer(
+                HooklineError(f"unexpected {type(error).__name__}: see the reconciler's log")
+            )
+
+    def _answer(self, event: Any, context: RemainingTime | None) -> dict[str, Any]:
+        if not isinstance(event, Mapping):
+            raise InvalidRequest(
+                f"a request is a JSON object with an action ({', '.join(ACTIONS)})"
+            )
         action = event.get("action")
-        if action is None and event.get("detail-type") == "Scheduled Event":
-            action = "reconcile"
+        model = actions.REQUESTS.get(action) if isinstance(action, str) else None
+        if action is None:
+            raise InvalidRequest(f'no action: send {{"action": ...}}, one of {", ".join(ACTIONS)}')
+        if model is None:
+            raise InvalidRequest(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+        request = model.parse(str(action), event)  # before any database work
         if action == "status":
             return {"ok": True, "status": status.collect(self.status_target())}
         if action in ("redrive", "reconcile"):
             deadline = Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS)
             return self.run(redrive_only=action == "redrive", deadline=deadline)
-        if action in ("replay", "parked", "resolve"):
-            return self._operate(str(action), event)
-        return {"ok": False, "error": f"unknown action {action!r}; known: {', '.join(ACTIONS)}"}
+        return self._operate(request)
 
-    def _operate(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _operate(self, request: actions.Request) -> dict[str, Any]:
+        if (
+            isinstance(request, actions.ReplayRequest | actions.ResolveRequest)
+            and self.queue is None
+        ):
+            raise ConfigurationError("this reconciler has no queue to send to (QUEUE_URL)")
         connection = self._healthy_connection()
         if connection is None:
-            return {"ok": False, "error": "database unavailable"}
+            raise DatabaseUnavailable("database unavailable: try again when it is back")
         try:
-            if action == "parked":
-                return operator.parked(connection, request)
-            if self.queue is None:
-                return {"ok": False, "error": "this reconciler has no queue to send to"}
-            if action == "replay":
-                return operator.replay(connection, self.queue, request)
-            return operator.resolve(connection, self.queue, request)
-        except (operator.OperatorError, HooklineError, KeyError, TypeError, ValueError) as error:
-            return {"ok": False, "error": str(error)}
+            if isinstance(request, actions.EventsRequest):
+                return actions.events(connection, request)
+            if isinstance(request, actions.EventRequest):
+                return actions.event(connection, request)
+            if isinstance(request, actions.ParkedRequest):
+                return actions.parked(connection, request)
+            assert self.queue is not None
+            if isinstance(request, actions.ReplayRequest):
+                return actions.replay(connection, self.queue, request)
+            assert isinstance(request, actions.ResolveRequest)
+            return actions.resolve(connection, self.queue, request)
+        except psycopg.Error as error:
+            if not (connection.closed or connection.broken or _lost(error)):
+                raise
+            # A connection that failed mid-request is not reused.
+            self.database.discard()
+            raise DatabaseUnavailable(f"PostgreSQL failed: {describe(error)}") from error
 
     def _healthy_connection(self) -> Connection | None:
         # Twice: a connection kept from the last run may have died with a server
@@ -139,7 +197,11 @@ class Reconciler:
     ) -> dict[str, Any]:
         connection = self._healthy_connection()
         if connection is None:
-            answer: dict[str, Any] = {"ok": False, "skipped": "database unavailable"}
+            # Events wait in SQS; the next run goes on.
+            answer: dict[str, Any] = {
+                **error_answer(DatabaseUnavailable("database unavailable: run skipped")),
+                "skipped": "database unavailable",
+            }
             if self.breaker is not None:
                 answer["breaker"] = self.breaker.database_down()
             return answer
@@ -172,6 +234,9 @@ class Reconciler:
         )
         answer = {"ok": not run.failures, "run_id": run_id, **asdict(counts)}
         if run.failures:
+            # Done, but something failed: the errors table's base row (exit 1).
+            steps = ", ".join(sorted(run.failures))
+            answer |= error_answer(HooklineError(f"run {run_id}: steps failed: {steps}"))
             answer["failed_steps"] = dict(run.failures)
         if breaker is not None:
             answer["breaker"] = breaker

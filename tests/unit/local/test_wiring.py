@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hookline import template
 from hookline.errors import ConfigurationError
-from hookline.local.stack import LocalOptions, database_schema
+from hookline.local.stack import STACK_NAME, LocalOptions, database_schema
 from hookline.local.wiring import Route, WiringError, load, schedule_seconds
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
@@ -33,7 +33,8 @@ def test_functions_routes_and_sources_come_from_the_template() -> None:
     assert receiver.runtime == "python3.13"
     assert receiver.layers == (ROOT / "layers" / "dependencies", ROOT / "shared")
     assert receiver.environment["QUEUE_URL"] == "ref:EventsQueue"
-    assert receiver.environment["POWERTOOLS_SERVICE_NAME"] == "hookline"
+    # The service dimension is the stack's name (!Ref AWS::StackName).
+    assert receiver.environment["POWERTOOLS_SERVICE_NAME"] == STACK_NAME
     assert {(r.method, r.path, r.function) for r in wiring.routes} == {
         ("POST", "/webhooks/{provider}", "ReceiverFunction"),
         ("GET", "/health", "ReceiverFunction"),

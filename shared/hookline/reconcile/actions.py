@@ -1,0 +1,641 @@
+"""Operator actions: event inspection, replay from the ledger, and parked events.
+
+Every action's request is a pydantic model, validated before any database work:
+a request that is not well formed raises `InvalidRequest`, one line naming the
+field and what it accepts. Times are ISO-8601 strings (naive means UTC); the
+CLI turns relative forms (`2h`) into them before sending.
+
+A replay re-sends a ledger row's stored payload through the queue and the same
+apply path, as a new event `<event_id>:replay:<nonce>` (headers name the
+original). The nonce keeps SQS deduplication, the idempotency store and the
+ledger from swallowing an intended replay. The payment rules are idempotent
+and never move a payment backwards, so replaying an event whose effect is
+already there changes nothing (recorded `applied`, or `stale` if newer events
+came since); it restores an effect that was lost (a database restore, a
+handler fixed after the fact).
+
+Resolving a parked event closes its parking and, in the same transaction,
+moves its ledger row from `parked` (needs a human) to `resolved`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from hookline.database import Connection
+from hookline.envelope import MAX_EVENT_ID_CHARS, RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
+from hookline.errors import InvalidRequest, NotFound, OperatorRefused
+from hookline.ledger import LedgerStatus
+from hookline.metric_names import Metric
+from hookline.observability import count, logger
+from hookline.queue import EventQueue
+from hookline.storable import is_storable_text
+
+# The replay a resolution sends is named after the parking, not a random
+# nonce: retrying a resolve whose commit failed re-sends the same event, which
+# SQS and the ledger then drop.
+RESOLVE_NONCE = "parked-{id}"
+
+MAX_REPLAY = 1000
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+# A parked_events id is a bigint: a larger number can only be an event id.
+MAX_PARKED_ID = 2**63 - 1
+MAX_TEXT_CHARS = 2000
+# The parked list's last_error is a summary for a table; `parked show` has it whole.
+ERROR_SUMMARY_CHARS = 120
+
+# The ledger fields every event answer carries, in this order.
+EVENT_FIELDS = (
+    "provider",
+    "event_id",
+    "event_type",
+    "status",
+    "object_id",
+    "order_id",
+    "occurred_at",
+    "received_at",
+    "processed_at",
+    "attempts",
+    "last_error",
+)
+_EVENT_COLUMNS = ", ".join(f"e.{name}" for name in EVENT_FIELDS)
+
+# The payment an event touched: its object id, or, for Stripe's charge and
+# checkout events, the payment intent they name beside their own id.
+_PAYMENT_OF_EVENT = (
+    "p.provider = e.provider AND p.provider_payment_id IN"
+    " (e.object_id, e.payload #>> '{data,object,payment_intent}')"
+)
+
+
+# --- request models -------------------------------------------------------------------
+
+
+def _text(what: str, max_chars: int = MAX_TEXT_CHARS) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise PydanticCustomError("hookline", f"expected {what}")
+        value = value.strip()
+        if len(value) > max_chars or not is_storable_text(value):
+            raise PydanticCustomError("hookline", f"expected {what} (at most {max_chars} chars)")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            # Naive means UTC, whatever the reconciler's own zone.
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    raise PydanticCustomError(
+        "hookline", "expected an ISO-8601 time such as 2024-05-01T12:00:00Z (naive means UTC)"
+    )
+
+
+def _limit(value: Any) -> Any:
+    # pydantic would read true as 1.
+    if isinstance(value, bool):
+        raise PydanticCustomError("hookline", "expected a whole number")
+    return value
+
+
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise PydanticCustomError("hookline", "expected true or false")
+    return value
+
+
+def _status(value: Any) -> Any:
+    if value is None or value in tuple(LedgerStatus):
+        return value
+    raise PydanticCustomError(
+        "hookline", f"expected a ledger status: {', '.join(s.value for s in LedgerStatus)}"
+    )
+
+
+def _parked_ref(value: Any) -> int | str:
+    """A parked number (int, or a digit string resolved later) or an event id."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PARKED_ID:
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if text and len(text) <= MAX_EVENT_ID_CHARS and is_storable_text(text):
+        return text
+    raise PydanticCustomError("hookline", "expected a parked event's number or its event id")
+
+
+Provider = Annotated[str | None, _text("a provider name", 100)]
+EventId = Annotated[str | None, _text("an event id", MAX_EVENT_ID_CHARS)]
+Time = Annotated[datetime | None, BeforeValidator(_time)]
+Limit = Annotated[int, BeforeValidator(_limit), Field(ge=1, le=MAX_LIMIT)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+ParkedRef = Annotated[int | str, BeforeValidator(_parked_ref)]
+
+
+# What a field accepts, for messages about a wrong or missing value.
+WANTS = {
+    "id": "a parked event's number or its event id",
+    "event_id": "an event id",
+    "resolution": "a note saying how it was resolved",
+    "limit": f"a whole number from 1 to {MAX_LIMIT}",
+    "payload": "true or false",
+    "replay": "true or false",
+}
+
+
+class Request(BaseModel):
+    """One action's fields; an unknown field is refused (a typo must not widen a request)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def parse(cls, action: str, request: Mapping[str, Any]) -> Self:
+        fields = {key: value for key, value in request.items() if key != "action"}
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidRequest(_explain(cls, action, error)) from None
+
+
+def _explain(model: type[Request], action: str, error: ValidationError) -> str:
+    """The first problem, in one line that names the field and what it accepts."""
+    problem = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in problem["loc"][:1])
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        accepted = ", ".join(model.model_fields) or "none"
+        return f"{action}: unknown field {field!r}; accepted fields: {accepted}"
+    if kind == "missing":
+        return f"{action}: {field} is required ({WANTS.get(field, 'a value')})"
+    if not field:  # a rule across fields (since before until, ...)
+        return f"{action}: {problem['msg']}"
+    # Our own validators say what they expect; pydantic's wording is replaced by ours.
+    wanted = problem["msg"] if kind == "hookline" else f"expected {WANTS.get(field, 'a value')}"
+    got = repr(problem.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return f"{action}: {field}: {wanted}, got {got}"
+
+
+class _Window(Request):
+    since: Time = None
+    until: Time = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise PydanticCustomError("hookline", "since must be before until")
+        return self
+
+
+class StatusRequest(Request):
+    pass
+
+
+class RunRequest(Request):
+    """`redrive` and `reconcile`."""
+
+
+class ReplayRequest(_Window):
+    event_id: EventId = None
+    provider: Provider = None
+    type: Annotated[str | None, _text("an event type", 200)] = None
+
+    @model_validator(mode="after")
+    def _range_names_a_provider(self) -> Self:
+        if self.event_id is None and self.provider is None:
+            raise PydanticCustomError(
+                "hookline", "give event_id, or provider for a range (with type, since, until)"
+            )
+        if self.event_id is not None and (self.type or self.since or self.until):
+            raise PydanticCustomError(
+                "hookline", "event_id replays that one event: drop type, since and until"
+            )
+        return self
+
+
+class EventsRequest(_Window):
+    provider: Provider = None
+    type: Annotated[str | None, _text("an event type", 200)] = None
+    status: Annotated[str | None, BeforeValidator(_status)] = None
+    order: Annotated[str | None, _text("the shop's order id", 500)] = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class EventRequest(Request):
+    event_id: Annotated[str, _text("an event id", MAX_EVENT_ID_CHARS)]
+    provider: Provider = None
+    payload: Flag = False
+
+
+class ParkedRequest(Request):
+    id: ParkedRef | None = None
+    provider: Provider = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class ResolveRequest(Request):
+    id: ParkedRef
+    provider: Provider = None
+    resolution: Annotated[str, _text("a note saying how it was resolved")]
+    replay: Flag = False
+
+
+REQUESTS: dict[str, type[Request]] = {
+    "status": StatusRequest,
+    "redrive": RunRequest,
+    "reconcile": RunRequest,
+    "events": EventsRequest,
+    "event": EventRequest,
+    "replay": ReplayRequest,
+    "parked": ParkedRequest,
+    "resolve": ResolveRequest,
+}
+
+
+# --- answers --------------------------------------------------------------------------
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _summary(error: str | None) -> str | None:
+    if error is None:
+        return None
+    line = error.strip().splitlines()[0] if error.strip() else ""
+    return line if len(line) <= ERROR_SUMMARY_CHARS else line[: ERROR_SUMMARY_CHARS - 3] + "..."
+
+
+def _one_provider(event_id: str, providers: set[str]) -> str:
+    if len(providers) > 1:
+        raise OperatorRefused(
+            f"event {event_id} exists for several providers ({', '.join(sorted(providers))}):"
+            " name the provider"
+        )
+    (provider,) = providers
+    return provider
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def events(connection: Connection, request: EventsRequest) -> dict[str, Any]:
+    """Ledger rows, newest first (received_at, then event id), filtered."""
+    rows = connection.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM webhook_events e"  # noqa: S608 - constant SQL
+        " WHERE (%(provider)s::text IS NULL OR e.provider = %(provider)s)"
+        " AND (%(type)s::text IS NULL OR e.event_type = %(type)s)"
+        " AND (%(status)s::text IS NULL OR e.status = %(status)s)"
+        " AND (%(since)s::timestamptz IS NULL OR e.received_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR e.received_at < %(until)s)"
+        " AND (%(order)s::text IS NULL OR e.order_id = %(order)s OR EXISTS ("
+        f"  SELECT 1 FROM payments p WHERE {_PAYMENT_OF_EVENT} AND p.order_id = %(order)s))"
+        " ORDER BY e.received_at DESC, e.event_id DESC, e.provider"
+        " LIMIT %(more)s",
+        {**request.model_dump(), "more": request.limit + 1},
+    ).fetchall()
+    return {
+        "ok": True,
+        "events": [_jsonable(row) for row in rows[: request.limit]],
+        "limit": request.limit,
+        "more": len(rows) > request.limit,
+    }
+
+
+def event(connection: Connection, request: EventRequest) -> dict[str, Any]:
+    """One event in full: its ledger row (or its parking, if it never reached the
+    ledger), the payment and order it touched, its parkings and its replays."""
+    found = connection.execute(
+        "SELECT provider FROM webhook_events WHERE event_id = %(id)s"
+        " AND (%(provider)s::text IS NULL OR provider = %(provider)s)"
+        " UNION SELECT provider FROM parked_events WHERE event_id = %(id)s"
+        " AND (%(provider)s::text IS NULL OR provider = %(provider)s)",
+        {"id": request.event_id, "provider": request.provider},
+    ).fetchall()
+    if not found:
+        under = f" for provider {request.provider}" if request.provider else ""
+        raise NotFound(f"no event {request.event_id}{under} in the ledger or parked events")
+    provider = _one_provider(request.event_id, {row["provider"] for row in found})
+    key = {"provider": provider, "id": request.event_id}
+    row = connection.execute(
+        f"SELECT {_EVENT_COLUMNS}, e.permanent_failures, e.headers, e.payload, e.raw_body"  # noqa: S608
+        " FROM webhook_events e WHERE e.provider = %(provider)s AND e.event_id = %(id)s",
+        key,
+    ).fetchone()
+    parked = connection.execute(
+        "SELECT id, reason, last_error, parked_at, resolved_at, resolution, event_type,"
+        " object_id, occurred_at, received_at, headers, payload, raw_body FROM parked_events"
+        " WHERE provider = %(provider)s AND event_id = %(id)s ORDER BY parked_at, id",
+        key,
+    ).fetchall()
+    in_ledger = row is not None
+    if row is None:
+        # Parked without a ledger row (a dead letter that never applied): its parking
+        # carries the envelope.
+        last = parked[-1]
+        row = {
+            "provider": provider,
+            "event_id": request.event_id,
+            "event_type": last["event_type"],
+            "status": None,
+            "object_id": last["object_id"],
+            "order_id": None,
+            "occurred_at": last["occurred_at"],
+            "received_at": last["received_at"],
+            "processed_at": None,
+            "attempts": None,
+            "last_error": last["last_error"],
+            "permanent_failures": None,
+            "headers": last["headers"],
+            "payload": last["payload"],
+            "raw_body": last["raw_body"],
+        }
+    payment = connection.execute(
+        "SELECT p.provider_payment_id, p.order_id, p.status, p.amount, p.captured_amount,"  # noqa: S608
+        " p.currency, p.amount_refunded, p.last_event_at, p.updated_at"
+        " FROM (SELECT %(provider)s::text AS provider, %(object)s::text AS object_id,"
+        " %(payload)s::jsonb AS payload) e"
+        f" JOIN payments p ON {_PAYMENT_OF_EVENT}"
+        " ORDER BY p.provider_payment_id = e.object_id DESC LIMIT 1",
+        {
+            "provider": provider,
+            "object": row["object_id"],
+            "payload": json.dumps(row["payload"]),
+        },
+    ).fetchone()
+    order_id = row["order_id"] or (payment["order_id"] if payment else None)
+    order = (
+        connection.execute(
+            "SELECT id, status, amount, currency, paid_amount, refunded_amount, created_at,"
+            " updated_at FROM orders WHERE id = %s",
+            (order_id,),
+        ).fetchone()
+        if order_id
+        else None
+    )
+    replays = connection.execute(
+        "SELECT event_id FROM webhook_events WHERE provider = %(provider)s"
+        " AND (event_id LIKE %(prefix)s OR headers ->> %(header)s = %(id)s)"
+        " AND event_id <> %(id)s ORDER BY received_at, event_id",
+        {**key, "prefix": _like_prefix(request.event_id) + ":replay:%", "header": REPLAY_OF_HEADER},
+    ).fetchall()
+    headers = row["headers"] or {}
+    shown: dict[str, Any] = {
+        **_jsonable({name: row[name] for name in EVENT_FIELDS}),
+        "in_ledger": in_ledger,
+        "permanent_failures": row["permanent_failures"],
+        "replay_of": headers.get(REPLAY_OF_HEADER),
+        "headers": headers,
+        "payment": _jsonable(payment) if payment else None,
+        "order": _jsonable(order) if order else None,
+        "parked": [
+            _jsonable(
+                {
+                    name: p[name]
+                    for name in ("id", "reason", "last_error", "parked_at", "resolved_at")
+                }
+                | {"resolution": p["resolution"]}
+            )
+            for p in parked
+        ],
+        "replays": [r["event_id"] for r in replays],
+    }
+    if request.payload:
+        shown["payload"] = row["payload"]
+        shown["raw_body"] = row["raw_body"]
+    return {"ok": True, "event": shown}
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- replay ---------------------------------------------------------------------------
+
+
+def _replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[str, Any]]:
+    if request.event_id is not None:
+        rows = connection.execute(
+            "SELECT * FROM webhook_events WHERE event_id = %s"
+            " AND (%s::text IS NULL OR provider = %s)",
+            (request.event_id, request.provider, request.provider),
+        ).fetchall()
+        if not rows:
+            under = f" for provider {request.provider}" if request.provider else ""
+            raise NotFound(f"no ledger row for event {request.event_id}{under}")
+        _one_provider(request.event_id, {row["provider"] for row in rows})
+        return rows
+    rows = connection.execute(
+        "SELECT * FROM webhook_events WHERE provider = %s"
+        " AND (%s::text IS NULL OR event_type = %s)"
+        " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) >= %s)"
+        " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) < %s)"
+        " AND event_id NOT LIKE '%%:replay:%%'"
+        " ORDER BY coalesce(occurred_at, received_at) LIMIT %s",
+        (
+            request.provider,
+            request.type,
+            request.type,
+            request.since,
+            request.since,
+            request.until,
+            request.until,
+            MAX_REPLAY + 1,
+        ),
+    ).fetchall()
+    if len(rows) > MAX_REPLAY:
+        raise OperatorRefused(f"more than {MAX_REPLAY} events match: narrow the range")
+    return rows
+
+
+def _replay_envelope(row: Mapping[str, Any], nonce: str, now: datetime) -> Envelope:
+    """A new event repeating a ledger or parked_events row: its exact body when kept."""
+    if not row.get("event_type"):
+        raise OperatorRefused(
+            f"event {row['event_id']} was never an event (not an envelope): nothing to replay"
+        )
+    body = row["raw_body"] if row.get("raw_body") is not None else json.dumps(row["payload"])
+    # An operator's replay is not a recovered event, whatever the original was.
+    headers = {k: v for k, v in (row["headers"] or {}).items() if k != RECOVERED_HEADER}
+    return Envelope(
+        provider=row["provider"],
+        event_id=_replay_id(row["event_id"], nonce),
+        event_type=row["event_type"],
+        object_id=row["object_id"],
+        occurred_at=row["occurred_at"],
+        received_at=now,
+        headers={**headers, REPLAY_OF_HEADER: row["event_id"]},
+        body=body,
+    )
+
+
+def _replay_id(event_id: str, nonce: str) -> str:
+    """`<event_id>:replay:<nonce>`, or a digest of the id when that would be too long."""
+    replay_id = f"{event_id}:replay:{nonce}"
+    if len(replay_id) <= MAX_EVENT_ID_CHARS:
+        return replay_id
+    return f"sha256-{hashlib.sha256(event_id.encode()).hexdigest()}:replay:{nonce}"
+
+
+def _replayable(connection: Connection, parked_row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The parked row, or for one parked before it kept its envelope, the ledger row."""
+    if parked_row.get("event_type") or parked_row["provider"] == "unknown":
+        return parked_row
+    ledger_row = connection.execute(
+        "SELECT * FROM webhook_events WHERE provider = %s AND event_id = %s",
+        (parked_row["provider"], parked_row["event_id"]),
+    ).fetchone()
+    return ledger_row or parked_row
+
+
+def replay(connection: Connection, queue: EventQueue, request: ReplayRequest) -> dict[str, Any]:
+    rows = _replay_rows(connection, request)
+    nonce = uuid.uuid4().hex[:12]
+    now = datetime.now(UTC)
+    replayed = []
+    for row in rows:
+        envelope = _replay_envelope(row, nonce, now)
+        queue.send(envelope)
+        replayed.append(envelope.event_id)
+    count(Metric.EVENTS_REPLAYED, len(replayed))
+    logger.info("events replayed", extra={"nonce": nonce, "replayed": len(replayed)})
+    return {"ok": True, "nonce": nonce, "replayed": replayed}
+
+
+# --- parked events --------------------------------------------------------------------
+
+
+def _parking(
+    connection: Connection, ref: int | str, provider: str | None, *, lock: bool = False
+) -> dict[str, Any]:
+    """The parking `ref` names: a number, else an event id's open parking, else its latest.
+
+    A digit string is a parked number when such a parking exists, else an event
+    id; with `provider`, `ref` is always an event id.
+    """
+    suffix = " FOR UPDATE" if lock else ""
+    as_number = provider is None and (
+        isinstance(ref, int) or (ref.isascii() and ref.isdigit() and int(ref) <= MAX_PARKED_ID)
+    )
+    if as_number:
+        row = connection.execute(
+            "SELECT * FROM parked_events WHERE id = %s" + suffix,  # noqa: S608 - constant SQL
+            (int(ref),),
+        ).fetchone()
+        if row is not None:
+            return dict(row)
+        if isinstance(ref, int):
+            raise NotFound(f"no parked event number {ref}")
+    event_id = str(ref)
+    rows = connection.execute(
+        "SELECT * FROM parked_events"  # noqa: S608 - constant SQL
+        " WHERE event_id = %s AND (%s::text IS NULL OR provider = %s)"
+        " ORDER BY resolved_at IS NULL DESC, parked_at DESC, id DESC" + suffix,
+        (event_id, provider, provider),
+    ).fetchall()
+    if not rows:
+        under = f" for provider {provider}" if provider else ""
+        number = " and no parked event has that number" if as_number else ""
+        raise NotFound(f"event {event_id}{under} was never parked{number}")
+    _one_provider(event_id, {row["provider"] for row in rows})
+    return dict(rows[0])
+
+
+def parked(connection: Connection, request: ParkedRequest) -> dict[str, Any]:
+    """Open parked events (newest first), or one parking in full with `id`."""
+    if request.id is not None:
+        row = _parking(connection, request.id, request.provider)
+        ledger_row = connection.execute(
+            "SELECT status FROM webhook_events WHERE provider = %s AND event_id = %s",
+            (row["provider"], row["event_id"]),
+        ).fetchone()
+        shown = _jsonable(row) | {"ledger_status": ledger_row["status"] if ledger_row else None}
+        return {"ok": True, "parked": shown}
+    rows = connection.execute(
+        "SELECT p.id, p.provider, p.event_id, coalesce(p.event_type, e.event_type) AS event_type,"
+        " p.reason, p.last_error, p.parked_at FROM parked_events p"
+        " LEFT JOIN webhook_events e ON e.provider = p.provider AND e.event_id = p.event_id"
+        " WHERE p.resolved_at IS NULL ORDER BY p.parked_at DESC, p.id DESC LIMIT %s",
+        (request.limit + 1,),
+    ).fetchall()
+    listed = [
+        _jsonable(row) | {"last_error": _summary(row["last_error"])}
+        for row in rows[: request.limit]
+    ]
+    return {"ok": True, "parked": listed, "limit": request.limit, "more": len(rows) > request.limit}
+
+
+def resolve(connection: Connection, queue: EventQueue, request: ResolveRequest) -> dict[str, Any]:
+    """Close a parked event with a note; with `replay`, send it through again.
+
+    Atomic: the parking is closed, and its ledger row marked `resolved`, only in
+    the transaction that saw the replay accepted by SQS. If the replay cannot be
+    built or sent, nothing changes and the error says why. The replay is rebuilt
+    from parked_events alone (its ledger row may be gone, or never have existed).
+    """
+    with connection.transaction():
+        row = _parking(connection, request.id, request.provider, lock=True)
+        parked_id = row["id"]
+        if row["resolved_at"] is not None:
+            raise OperatorRefused(
+                f"parked event {parked_id} ({row['provider']} {row['event_id']}) was already"
+                f" resolved at {row['resolved_at'].isoformat()}, by note {row['resolution']!r}"
+            )
+        answer: dict[str, Any] = {
+            "ok": True,
+            "resolved": parked_id,
+            "provider": row["provider"],
+            "event_id": row["event_id"],
+        }
+        if request.replay:
+            envelope = _replay_envelope(
+                _replayable(connection, row), RESOLVE_NONCE.format(id=parked_id), datetime.now(UTC)
+            )
+            queue.send(envelope)  # raises (and rolls back) unless SQS has it
+            count(Metric.EVENTS_REPLAYED)
+            answer["replay"] = {"ok": True, "replayed": [envelope.event_id]}
+        closed = connection.execute(
+            "UPDATE parked_events SET resolved_at = now(), resolution = %s WHERE id = %s"
+            " RETURNING resolved_at",
+            (request.resolution, parked_id),
+        ).fetchone()
+        assert closed is not None  # locked above
+        # The ledger stops saying it needs a human; any other status is left as it is.
+        connection.execute(
+            "UPDATE webhook_events SET status = %s WHERE provider = %s AND event_id = %s"
+            " AND status = %s",
+            (LedgerStatus.RESOLVED.value, row["provider"], row["event_id"], LedgerStatus.PARKED),
+        )
+        ledger_row = connection.execute(
+            "SELECT status FROM webhook_events WHERE provider = %s AND event_id = %s",
+            (row["provider"], row["event_id"]),
+        ).fetchone()
+        answer["resolved_at"] = closed["resolved_at"].isoformat()
+        answer["ledger_status"] = ledger_row["status"] if ledger_row else None
+    count(Metric.PARKED_RESOLVED)
+    logger.info("parked event resolved", extra={"parked_id": parked_id, **answer})
+    return answer

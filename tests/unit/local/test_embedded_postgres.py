@@ -1,0 +1,45 @@
+"""The embedded PostgreSQL: TCP with a password beside its trusted socket, one owner per folder."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from hookline.errors import ConfigurationError
+from hookline.local import services
+from hookline.local.services import embedded_postgres, embedded_server
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_a_port_taken_between_choosing_and_binding_is_replaced(
+    tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = iter([taken_port])
+    real_free_port = services.free_port
+    monkeypatch.setattr(
+        services, "free_port", lambda host: next(chosen, None) or real_free_port(host)
+    )
+    with embedded_server(tmp_path, "127.0.0.1") as server:
+        assert server.tcp_url is not None
+        assert f":{taken_port}/" not in server.tcp_url
+        with psycopg.connect(server.tcp_url) as connection:
+            assert connection.execute("SELECT current_database()").fetchone() == ("hookline",)
+        with psycopg.connect(server.url) as connection:  # the socket, as before
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        # The folder has one owner: a second server on it is refused, not shared.
+        with (
+            pytest.raises(ConfigurationError, match="is in use by pid"),
+            embedded_postgres(tmp_path),
+        ):
+            pytest.fail("a second server started on the folder")
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
