@@ -164,7 +164,9 @@ class Resolver:
         if len(value) == 1:
             ((name, argument),) = value.items()
             function = self._FUNCTIONS.get(name)
-            if function is not None:
+            # `Condition` is an intrinsic only with a condition's name: a policy
+            # statement's `Condition: {StringEquals: ...}` is a plain key.
+            if function is not None and (name != "Condition" or isinstance(argument, str)):
                 return function(self, argument)
         resolved = {key: self.resolve(item) for key, item in value.items()}
         return {key: item for key, item in resolved.items() if item is not NO_VALUE}
@@ -304,7 +306,9 @@ def function_environment(
     global_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
     own_env = resource(template, logical_id).get("Properties", {}).get("Environment", {})
     merged = {**global_env.get("Variables", {}), **own_env.get("Variables", {})}
-    return {name: str(resolver.resolve(value)) for name, value in merged.items()}
+    resolved = {name: resolver.resolve(value) for name, value in merged.items()}
+    # `!If [c, x, !Ref AWS::NoValue]` leaves the variable out, as CloudFormation does.
+    return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
 
 
 def dynamodb_table(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from hookline.receiver.intake import Intake
 
 from tests.support.apigw import webhook_event
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.receiver_errors import raised_by_the_receiver
 from tests.support.signers import sign
 from tests.support.stack import Stack, load_function
 
@@ -175,22 +175,6 @@ def test_the_receiver_answers_each_error_as_the_table_says(
         assert (status, body["error"]) == (code_status, code)
         for name, dimension, value in metrics:
             assert (name, frozenset(service | {(dimension, value)})) in expected
-
-
-def raised_by_the_receiver() -> set[type[HooklineError]]:
-    """The error classes the receiver's code raises (`raise Name(...)`, by AST)."""
-    package = Path(errors.__file__).parent
-    files = [*package.glob("receiver/*.py"), *package.glob("providers/**/*.py")]
-    files += [package / name for name in ("secrets.py", "queue.py", "settings.py", "envelope.py")]
-    by_name = {kind.__name__: kind for kind in ERROR_CLASSES}
-    raised = set()
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-                called = node.exc.func
-                if isinstance(called, ast.Name) and called.id in by_name:
-                    raised.add(by_name[called.id])
-    return raised
 
 
 def test_the_pinned_answers_cover_every_error_the_receiver_raises() -> None:

@@ -20,6 +20,8 @@ import pytest
 from hookline import errors, template
 from hookline.metric_names import Metric
 
+from tests.support.receiver_errors import raised_by_the_receiver
+
 PACKAGE = Path(errors.__file__).parent
 # Powertools' own, emitted by `log_metrics(capture_cold_start_metric=True)`.
 POWERTOOLS_METRICS = {Metric.COLD_START}
@@ -79,11 +81,9 @@ def breakdowns() -> dict[Metric, set[str]]:
                 if counted is not None:
                     keys = {keyword.arg for keyword in node.keywords if keyword.arg}
                     found.setdefault(counted, set()).update(keys - {"value"})
-    # The receiver counts each error's table metric per provider (tests/unit/test_errors_table.py).
-    pending: list[type[errors.HooklineError]] = [errors.HooklineError]
-    while pending:
-        kind = pending.pop()
-        pending.extend(kind.__subclasses__())
+    # The receiver counts the table metric of each error it raises per provider
+    # (tests/unit/test_errors_table.py); no other reader adds a dimension.
+    for kind in raised_by_the_receiver():
         if kind.metric is not None:
             found.setdefault(kind.metric, set()).add("provider")
     return found

@@ -290,3 +290,47 @@ def assert_plain(value: Any) -> None:
     elif isinstance(value, list):
         for item in value:
             assert_plain(item)
+
+
+def write_and_load(directory: Path, text: str) -> dict[str, Any]:
+    path = directory / "template.yaml"
+    path.write_text(text)
+    return template.load(path)
+
+
+def test_a_policy_condition_mapping_is_not_the_condition_intrinsic(tmp_path: Path) -> None:
+    document = write_and_load(
+        tmp_path,
+        """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      Statement:
+        - Condition: {StringEquals: {"aws:SourceAccount": "1"}}
+""",
+    )
+    resolved = template.Resolver(document).resolve(document["Resources"]["Role"]["Properties"])
+    assert resolved == {"Statement": [{"Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}]}
+
+
+def test_a_variable_that_resolves_to_no_value_is_left_out_of_the_environment(
+    tmp_path: Path,
+) -> None:
+    document = write_and_load(
+        tmp_path,
+        """
+Conditions:
+  Never: !Equals ["a", "b"]
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          KEPT: "yes"
+          GONE: !If [Never, "x", !Ref AWS::NoValue]
+""",
+    )
+    resolver = template.Resolver(document)
+    assert template.function_environment(document, "Fn", resolver) == {"KEPT": "yes"}

@@ -203,7 +203,10 @@ def _password(path: Path) -> str:
     return made
 
 
-# Managed by hookline: the socket (this machine's user) is trusted, TCP needs the password.
+# Managed by hookline: the socket is trusted, TCP needs the password. The socket is
+# created owner-only (unix_socket_permissions=0700 below): when it cannot live in
+# pgdata (a path too long for a socket name) its directory may be /tmp, and any
+# local user could otherwise connect as the superuser.
 _HBA = """\
 # Written by `hookline local` at every start; edits here are overwritten.
 local all all trust
@@ -338,6 +341,8 @@ class _Postgres:
                 str(port),
                 "-k",
                 shlex.quote(str(self.socket_dir)),
+                "-c",
+                "unix_socket_permissions=0700",
             ]
         )
         log = self.pgdata / "log"

@@ -43,3 +43,17 @@ def test_a_port_taken_between_choosing_and_binding_is_replaced(
         ):
             pytest.fail("a second server started on the folder")
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_the_socket_is_for_its_owner_only_even_outside_the_data_folder(tmp_path: Path) -> None:
+    """A data path too long for a socket name puts the socket in a shared directory
+    (/tmp, $XDG_RUNTIME_DIR): there, a trusted socket open to all would make any
+    local user the superuser."""
+    long_folder = tmp_path / ("x" * 90)
+    with embedded_server(long_folder) as server:
+        socket_dir = server.url.split("host=")[1].split()[0]
+        sockets = list(Path(socket_dir).glob(".s.PGSQL.*"))
+        sockets = [path for path in sockets if not path.name.endswith(".lock")]
+        assert sockets, server.url
+        assert not Path(socket_dir).is_relative_to(long_folder)  # the case at hand
+        assert all(path.stat().st_mode & 0o077 == 0 for path in sockets)
