@@ -181,8 +181,14 @@ def deployed(
     return stack(stack_name, profile=profile, region=region).invoker(output, label)
 
 
-def local(state: Mapping[str, Any]) -> Invoke:
+def local_client(state: Mapping[str, Any]) -> Any:
+    """The Lambda client for the local stack's Lambda API, configured as against AWS:
+    the functions' short read timeout and retries would send a slow action twice."""
     from hookline.local.stack import aws_clients
 
-    client = aws_clients(state["lambda_url"], state["region"], ("lambda",))["lambda"]
+    return aws_clients(state["lambda_url"], state["region"], ("lambda",), INVOKE_CONFIG)["lambda"]
+
+
+def local(state: Mapping[str, Any]) -> Invoke:
+    client = local_client(state)
     return _invoker(client, RECONCILER, f"the local stack's reconciler ({state['lambda_url']})")

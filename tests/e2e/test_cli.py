@@ -252,6 +252,44 @@ def test_status_with_no_local_stack_says_how_to_start_one(tmp_path: Path) -> Non
     assert result.returncode == 3
     line = one_line_error(result, "status")
     assert "no local stack is running (start one with `" in line
+    assert "local` or `make run`)" in line
+    # Away from the checkout `make run` does not work: only the command that does.
+    away = hookline("status", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert away.returncode == 3
+    line = one_line_error(away, "status")
+    assert f"(start one with `{HOOKLINE} local`), or name a deployed one" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("events list", "--since", "999999d"),
+        ("events list", "--until", "9999-12-31T23:00-05:00"),
+        ("replay", "--since", "0001-01-01T00:00+01:00"),
+    ],
+)
+def test_a_time_outside_the_calendar_is_a_usage_error(
+    command: str, option: str, value: str, tmp_path: Path
+) -> None:
+    result = hookline(*command.split(), "--provider", "stripe", option, value,
+                      "--data-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 2
+    line = one_line_error(result, command)
+    assert f"'{option}': '{value}' is out of range: give a time between 0001-01-01" in line
+
+
+def test_an_output_that_cannot_be_written_exits_1(tmp_path: Path) -> None:
+    """`> /dev/full`: writing failed, which is no configuration problem (exit 3 once)."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [str(HOOKLINE), "event", "stripe", "payment_intent.succeeded", "-o", "-",
+             "--data-dir", str(tmp_path)],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert one_line_error(result, "event") == (
+        "hookline event: cannot write the output: No space left on device"
+    )
 
 
 @pytest.mark.parametrize("since", ["garbage", "yesterday"])
@@ -328,8 +366,10 @@ def test_events_list_json_has_the_documented_shape(
         3,
     )
 
-    limited = hookline("events", "list", "--json", "--limit", "2", "--since", "1d",
-                       "--data-dir", str(stack.data_dir))  # fmt: skip
+    # The shared options go on the group too (`events --json list` was "No such option").
+    limited = hookline("events", "--json", "--data-dir", str(stack.data_dir), "list",
+                       "--limit", "2", "--since", "1d")  # fmt: skip
+    assert limited.returncode == 0, limited.stderr
     page = json.loads(limited.stdout)
     assert (len(page["events"]), page["more"]) == (2, True)
 
@@ -354,6 +394,24 @@ def test_events_show_reads_in_sections_and_as_json(
     assert "evt_nosuch" in one_line_error(missing, "events show")
 
 
+def test_ids_are_shown_escaped_and_the_reconciler_s_errors_with_one_prefix(
+    stack: LocalStackProcess,
+) -> None:
+    """An id is whatever a sender put there: an escape sequence in it must not reach
+    the operator's terminal, in an error or anywhere else."""
+    red = "evt_\x1b[31mred"
+    missing = hookline("events", "show", red, "--data-dir", str(stack.data_dir))
+    assert missing.returncode == 4
+    line = one_line_error(missing, "events show")
+    assert "\x1b" not in line
+    assert "evt_\\x1b[31mred" in line
+    too_long = hookline("events", "show", "e" * 1000, "--data-dir", str(stack.data_dir))
+    assert too_long.returncode == 2
+    assert one_line_error(too_long, "events show").startswith(
+        "hookline events show: event_id: expected"
+    )
+
+
 # --- parked ---------------------------------------------------------------------------------
 
 
@@ -366,6 +424,9 @@ def test_parked_lists_with_a_header_and_takes_the_event_id(
     assert header.split()[:3] == ["ID", "PARKED", "AT"]
     assert any(ledger["parked"] in row for row in rows)
     parked_id = next(row.split()[0] for row in rows if ledger["parked"] in row)
+    limited = hookline("parked", "--limit", "1", "list", "--data-dir", str(stack.data_dir))
+    assert limited.returncode == 0, limited.stderr
+    assert limited.stdout.splitlines() == [header, rows[0]]  # one open parking: no "more" line
 
     by_event = hookline("parked", "show", ledger["parked"], "--data-dir", str(stack.data_dir))
     by_number = hookline("parked", "show", parked_id, "--data-dir", str(stack.data_dir))
@@ -410,9 +471,14 @@ def test_resolve_by_event_id_with_replay_then_a_second_resolve_is_refused(
     resolved = hookline("parked", "resolve", event_id, "--note", "currency fixed by hand",
                         "--replay", "--data-dir", str(stack.data_dir))  # fmt: skip
     assert resolved.returncode == 0, resolved.stderr
-    assert resolved.stdout.startswith("resolved ")
-    assert f"replayed as {event_id}:replay:parked-" in resolved.stdout
-    again = hookline("parked", "resolve", event_id, "--note", "again",
+    parked_id = json.loads(
+        hookline("parked", "show", event_id, "--json", "--data-dir", str(stack.data_dir)).stdout
+    )["parked"]["id"]
+    assert resolved.stdout == (
+        f"resolved #{parked_id} (stripe {event_id}); replayed as"
+        f" {event_id}:replay:parked-{parked_id}\n"
+    )
+    again = hookline("parked", "resolve", f"#{parked_id}", "--note", "again",
                      "--data-dir", str(stack.data_dir))  # fmt: skip
     assert again.returncode == 6
     assert "already resolved" in one_line_error(again, "parked resolve")

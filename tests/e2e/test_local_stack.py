@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ def test_a_poison_event_is_parked_by_the_consumer_and_the_operator_commands_work
         "--data-dir",
         str(stack.data_dir),
     )
-    assert resolved.stdout.strip() == f"resolved {entry['id']}"
+    assert resolved.stdout.strip() == f"resolved #{entry['id']} (stripe {event_id})"
     redriven = cli("redrive", "--data-dir", str(stack.data_dir))
     assert redriven.returncode == 0, redriven.stderr
     assert redriven.stdout.startswith("redriven ")
@@ -421,3 +422,11 @@ def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
         assert third.stop() == 0, third.log_tail()
     assert not (pgdata / "postmaster.pid").exists()
     assert postgres_processes(pgdata) == []
+
+    # A second Ctrl-C while stopping exits at once, and still leaves no server running.
+    fourth = LocalStackProcess.start(data_dir, ["--code", "source"])
+    fourth.process.send_signal(signal.SIGINT)
+    eventually(lambda: "stopping" in fourth.log_tail(20))
+    fourth.process.send_signal(signal.SIGINT)
+    fourth.process.wait(60)
+    eventually(lambda: postgres_processes(pgdata) == [], timeout=30)

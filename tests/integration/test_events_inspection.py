@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from hookline.errors import error_class
 from hookline.reconcile import actions
@@ -336,7 +337,7 @@ def test_parked_events_are_shown_and_resolved_by_event_id(
     again = refused(
         reconcile({"action": "resolve", "id": number, "resolution": "twice"}), "OperatorRefused"
     )
-    assert again.startswith(f"parked event {number} (stripe {ledger.parked}) was already resolved")
+    assert again.startswith(f"parked event #{number} (stripe {ledger.parked}) was already resolved")
     assert again.endswith("by note 'customer refunded'")
     refused(
         reconcile({"action": "resolve", "id": ledger.parked, "resolution": "twice"}),
@@ -460,3 +461,96 @@ def test_an_unexpected_failure_is_answered_and_logged(
     [failure] = [line for line in logged if line["level"] == "ERROR"]
     assert failure["message"] == "operator action failed unexpectedly"
     assert "RuntimeError: a bug" in failure["exception"]
+
+
+def test_a_digit_id_that_names_two_parkings_is_refused(
+    ledger: Ledger, reconcile: Handler, db: Any
+) -> None:
+    """Shopify's event ids are digits: "7" may be parking #7 and the event id of another."""
+    number = ok(reconcile({"action": "parked", "id": ledger.parked}))["parked"]["id"]
+    shopify = db.execute(
+        "INSERT INTO parked_events (provider, event_id, reason, payload)"
+        " VALUES ('shopify', %s, 'redrive_limit', '{}') RETURNING id",
+        (str(number),),
+    ).fetchone()["id"]
+    both = (
+        f"{number} is parking #{number} (stripe {ledger.parked}) and the event id of parking"
+        f" #{shopify} (shopify {number}): use #{number}, or --provider shopify"
+    )
+    for request in ({"action": "parked"}, {"action": "resolve", "resolution": "which?"}):
+        assert refused(reconcile({**request, "id": str(number)}), "OperatorRefused") == both
+    # `#N` is always the number; with a provider, the digits are that provider's event id.
+    assert ok(reconcile({"action": "parked", "id": f"#{number}"}))["parked"]["event_id"] == (
+        ledger.parked
+    )
+    by_event = ok(reconcile({"action": "parked", "id": str(number), "provider": "shopify"}))
+    assert by_event["parked"]["id"] == shopify
+    refused(reconcile({"action": "parked", "id": f"#{number}", "provider": "shopify"}), "NotFound")
+    refused(reconcile({"action": "parked", "id": "#999999"}), "NotFound")
+    for bad in ("#0", "#", "#x", "#-1", f"#{2**63}"):
+        refused(reconcile({"action": "parked", "id": bad}), "InvalidRequest")
+    resolved = ok(reconcile({"action": "resolve", "id": f"#{shopify}", "resolution": "by hand"}))
+    assert (resolved["resolved"], resolved["provider"], resolved["event_id"]) == (
+        shopify,
+        "shopify",
+        str(number),
+    )
+    # A resolved parking still answers to its event id: the digits stay ambiguous.
+    refused(reconcile({"action": "parked", "id": str(number)}), "OperatorRefused")
+
+
+def test_an_inspection_that_takes_too_long_is_answered_in_one_line(
+    pipeline: Pipeline, reconcile: Handler, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_MS", "100")
+    ok(reconcile({"action": "status"}))  # built with that timeout
+    # A migration holding the table: the read waits out its statement timeout.
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE")
+        answers = [
+            reconcile({"action": "events"}),
+            reconcile({"action": "event", "event_id": "evt_1"}),
+            reconcile({"action": "replay", "provider": "stripe"}),
+        ]
+        holder.rollback()
+    assert [refused(answer, "OperatorRefused") for answer in answers] == [
+        "the query took too long: narrow it with --provider/--since",
+        "the query took too long: name the event's --provider",
+        "the query took too long: narrow it with --type/--since/--until",
+    ]
+    assert ok(reconcile({"action": "events"}))["events"] == []  # the connection goes on
+
+
+def plan(db: Any, query: Any, params: dict[str, Any]) -> str:
+    statement = psycopg.sql.SQL(query) if isinstance(query, str) else query
+    rows = db.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params).fetchall()
+    return "\n".join(row["QUERY PLAN"] for row in rows)
+
+
+def test_inspection_reads_are_index_lookups(db: Any) -> None:
+    """On a large ledger each filter must be an index lookup (migration 0005), not a
+    scan: with sequential scans priced out, each plan uses the index made for it."""
+    db.execute("SET enable_seqscan = off")
+    for fields, indexes in (
+        ({"status": "parked"}, {"webhook_events_status_received"}),
+        ({"type": "charge.refunded"}, {"webhook_events_type_received"}),
+        (
+            {"order": "order-1001"},
+            {
+                "webhook_events_order",
+                "webhook_events_object",
+                "webhook_events_payment_intent",
+                "payments_order_id",
+            },
+        ),
+    ):
+        query, params = actions.events_query(actions.EventsRequest.parse("events", fields))
+        shown = plan(db, query, params)
+        assert all(f" {index} " in shown for index in indexes), (fields, shown)
+        assert "Seq Scan" not in shown, (fields, shown)
+    key = {"provider": "stripe", "id": "evt_1"}
+    assert " webhook_events_replay_of " in plan(db, actions.REPLAYS, key)
+    lookup = plan(db, actions.event_lookup(None), key)
+    assert " webhook_events_pkey " in lookup
+    assert " parked_events_event " in lookup
+    assert "Seq Scan" not in lookup

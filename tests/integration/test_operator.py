@@ -4,13 +4,20 @@ events (list, show, resolve with or without a replay)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
+from hookline.errors import QueueUnavailable
+from hookline.queue import EventQueue
+from hookline.reconcile import actions
+from hookline.reconcile.build import reconciler
+from hookline.reconcile.reconciler import FINISH_RESERVE_SECONDS
 
 from tests.support import events
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
 
@@ -145,7 +152,7 @@ def test_parked_events_are_listed_shown_and_resolved(
     assert reconcile({"action": "parked"})["parked"] == []
     again = reconcile({"action": "resolve", "id": listed["id"], "resolution": "again"})
     assert again["kind"] == "OperatorRefused"
-    assert again["error"].startswith(f"parked event {listed['id']} (stripe {payment.event_id})")
+    assert again["error"].startswith(f"parked event #{listed['id']} (stripe {payment.event_id})")
     assert again["error"].endswith(", by note 'fixed the order'")
 
 
@@ -180,3 +187,118 @@ def test_an_event_whose_replay_id_would_be_too_long_is_replayed_under_a_digest(
     assert len(replay_id) <= 512
     (message,) = pipeline.stack.messages()
     assert json.loads(message["Body"])["headers"][REPLAY_OF_HEADER] == long_id
+
+
+def three_payments(pipeline: Pipeline, db: Any) -> list[Envelope]:
+    """Three applied events, a minute apart (oldest first)."""
+    insert_order(db, "order-1001", 2000)
+    sent = [
+        events.stripe("payment_intent.processing", intent="pi_d", order_id="order-1001", at=0),
+        events.stripe("payment_intent.succeeded", intent="pi_d", order_id="order-1001", at=60),
+        events.stripe("charge.refunded", intent="pi_d", refunded=500, at=120),
+    ]
+    pipeline.send(sent)
+    pipeline.drain()
+    return sent
+
+
+class SlowQueue:
+    """The stack's queue, where each send takes a second of `clock`."""
+
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def send(self, envelope: Envelope) -> str:
+        self.now += 1.0
+        return self.queue.send(envelope)
+
+
+def replayed_originals(answer: dict[str, Any]) -> list[str]:
+    return [replay_id.split(":replay:")[0] for replay_id in answer["replayed"]]
+
+
+def test_a_range_replay_stops_before_the_deadline_and_says_what_it_sent(
+    pipeline: Pipeline, db: Any
+) -> None:
+    first, second, third = three_payments(pipeline, db)
+    slow = SlowQueue(EventQueue(pipeline.stack.queue_url, pipeline.stack.sqs))
+    # Time for two sends, not a third.
+    deadline = Deadline(actions.REPLAY_SEND_SECONDS + 1.5, slow.clock)
+    request = actions.ReplayRequest.parse("replay", {"provider": "stripe"})
+    answer = actions.replay(db, slow, request, deadline)  # type: ignore[arg-type]
+    assert answer.keys() == {"ok", "nonce", "replayed", "more", "remaining", "resume_since"}
+    assert (answer["ok"], answer["more"], answer["remaining"]) == (True, True, 1)
+    assert replayed_originals(answer) == [first.event_id, second.event_id]
+    assert len(pipeline.stack.messages()) == 2  # exactly what it says it sent
+    assert datetime.fromisoformat(answer["resume_since"]) == third.occurred_at
+    # Going on from there sends the rest, and says it is complete.
+    rest = actions.ReplayRequest.parse(
+        "replay", {"provider": "stripe", "since": answer["resume_since"]}
+    )
+    done = actions.replay(db, slow, rest, Deadline.never())  # type: ignore[arg-type]
+    assert done.keys() == {"ok", "nonce", "replayed", "more"}
+    assert (replayed_originals(done), done["more"]) == ([third.event_id], False)
+    assert done["nonce"] != answer["nonce"]  # every request replays anew
+
+
+def test_a_replay_with_no_time_left_sends_nothing(
+    pipeline: Pipeline, reconcile: Handler, db: Any
+) -> None:
+    three_payments(pipeline, db)
+    reconcile({"action": "status"})  # builds the reconciler
+    short = FakeLambdaContext(
+        function_name="hookline-ReconcilerFunction",
+        timeout_seconds=FINISH_RESERVE_SECONDS + actions.REPLAY_SEND_SECONDS - 1,
+    )
+    answer = reconciler().handle({"action": "replay", "provider": "stripe"}, short)
+    assert (answer["ok"], answer["replayed"], answer["more"], answer["remaining"]) == (
+        True,
+        [],
+        True,
+        3,
+    )
+    assert pipeline.stack.messages() == []
+
+
+def test_a_send_that_fails_partway_answers_what_was_sent(
+    pipeline: Pipeline, reconcile: Handler, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _, third = three_payments(pipeline, db)
+    reconcile({"action": "status"})  # builds the reconciler
+    queue = reconciler().queue
+    assert queue is not None
+    sent: list[str] = []
+    real_send = queue.send
+
+    def fails_second(envelope: Envelope) -> str:
+        if len(sent) == 1:
+            raise QueueUnavailable("SQS did not accept the event: EndpointConnectionError")
+        sent.append(envelope.event_id)
+        return real_send(envelope)
+
+    monkeypatch.setattr(queue, "send", fails_second)
+    answer = reconcile({"action": "replay", "provider": "stripe"})
+    assert answer == {
+        "ok": False,
+        "error": "SQS did not accept the event: EndpointConnectionError",
+        "kind": "QueueUnavailable",
+        "nonce": answer["nonce"],
+        "replayed": sent,
+        "remaining": 2,
+        "resume_since": answer["resume_since"],
+    }
+    assert replayed_originals(answer) == [first.event_id]
+    assert len(pipeline.stack.messages()) == 1
+    # A single event's replay that fails says it sent nothing.
+    single = reconcile({"action": "replay", "event_id": third.event_id})
+    assert (single["ok"], single["kind"], single["replayed"], single["remaining"]) == (
+        False,
+        "QueueUnavailable",
+        [],
+        1,
+    )
+    assert "resume_since" not in single

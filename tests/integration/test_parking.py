@@ -21,10 +21,14 @@ import pytest
 from hookline.consumer.build import consumer
 from hookline.envelope import Envelope
 from hookline.local.sandbox import ProviderSandbox, mercadopago_payment
+from hookline.queue import EventQueue
+from hookline.reconcile import actions
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
 
 from tests.support import events
+from tests.support.interleave import Contender, Row, interleave
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
 
@@ -295,3 +299,46 @@ def test_one_own_failure_then_an_outage_is_redriven_past_max_redrives_not_parked
     answer = reconcile({"action": "redrive"})
     assert (answer["redriven"], answer["parked"]) == (1, 0)
     assert parked_count(db) == 0
+
+
+def test_resolve_locks_the_ledger_row_before_the_parking(
+    pipeline: Pipeline, db: Any, database_url: str
+) -> None:
+    """The consumer parks by updating the ledger row, then inserting the parking; resolve
+    takes the same two locks in the same order, so the two cannot deadlock.
+
+    While the ledger row is held (as by a consumer between its two statements), resolve
+    waits for it without having locked the parking yet: another transaction can still
+    lock the parking at once."""
+    parked_id = parked_poison(pipeline, db)
+    queue = EventQueue(pipeline.stack.queue_url, pipeline.stack.sqs)
+    request = actions.ResolveRequest.parse("resolve", {"id": "evt_poison", "resolution": "ok"})
+    with (
+        psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as resolving,
+        psycopg.connect(database_url) as probing,
+    ):
+
+        def probe() -> None:
+            # NOWAIT: fails at once (LockNotAvailable) if resolve holds the parking.
+            probing.execute(
+                "SELECT 1 FROM parked_events WHERE id = %s FOR UPDATE NOWAIT", (parked_id,)
+            )
+            probing.rollback()
+
+        resolve, probed = interleave(
+            database_url,
+            [Row("webhook_events", {"provider": "stripe", "event_id": "evt_poison"})],
+            [
+                Contender(
+                    "resolve",
+                    resolving.info.backend_pid,
+                    lambda: actions.resolve(resolving, queue, request),
+                ),
+                Contender("probe", probing.info.backend_pid, probe),
+            ],
+        )
+    assert resolve.blocked, resolve.describe()
+    assert "webhook_events" in resolve.waited_for
+    assert probed.error is None, probed.describe()
+    assert resolve.error is None, resolve.describe()
+    assert db.execute("SELECT status FROM webhook_events").fetchone() == {"status": "resolved"}

@@ -217,6 +217,8 @@ def test_retention_deletes_only_settled_rows_past_the_window(
         ("old-applied", "applied", old),
         ("old-stale", "stale", old),
         ("old-ignored", "ignored", old),
+        # Resolved by a human: as final as applied (its parking stays in parked_events).
+        ("old-resolved", "resolved", old),
         ("old-failed", "failed", old),
         ("old-orphaned", "orphaned", old),
         ("old-parked", "parked", old),
@@ -228,9 +230,18 @@ def test_retention_deletes_only_settled_rows_past_the_window(
             " payload) VALUES ('stripe', %s, 't', %s, %s, '{}')",
             (event_id, received, status),
         )
-    assert reconcile({"action": "reconcile"})["retention_deleted"] == 3
+    db.execute(
+        "INSERT INTO parked_events (provider, event_id, reason, payload, resolved_at, resolution)"
+        " VALUES ('stripe', 'old-resolved', 'redrive_limit', '{}', %s, 'refunded by hand')",
+        (old,),
+    )
+    assert reconcile({"action": "reconcile"})["retention_deleted"] == 4
     left = {r["event_id"] for r in db.execute("SELECT event_id FROM webhook_events")}
     assert left == {"old-failed", "old-orphaned", "old-parked", "recent-applied"}
+    parking = db.execute(
+        "SELECT resolution FROM parked_events WHERE event_id = 'old-resolved'"
+    ).fetchone()
+    assert parking == {"resolution": "refunded by hand"}  # parkings are kept
 
 
 def test_status_and_unknown_actions(pipeline: Pipeline, reconcile: Handler) -> None:

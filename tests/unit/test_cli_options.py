@@ -8,6 +8,9 @@ tests/e2e/test_cli.py.
 
 from __future__ import annotations
 
+import errno
+import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,5 +220,277 @@ def test_ctrl_c_exits_130_without_a_traceback(
         return invoke
 
     monkeypatch.setattr(remote, "local", interrupted)
-    assert main(["redrive"]) == 130
-    assert capsys.readouterr().err == "\n"
+    assert main(["events", "list"]) == 130
+    assert capsys.readouterr().err == "\n"  # a read: nothing to check
+
+
+@pytest.mark.parametrize(
+    ("argv", "check"),
+    [
+        (["redrive"], "status"),
+        (["parked", "resolve", "#3", "--note", "n", "--stack", "prod"],
+         "parked show '#3' --stack prod"),
+        (["replay", "evt_1", "--provider", "stripe"], "events show evt_1 --provider stripe"),
+        (["replay", "--provider", "stripe", "--since", "1d"],
+         "events list --provider stripe --since 20"),
+    ],
+)  # fmt: skip
+def test_ctrl_c_during_an_action_says_it_may_still_complete_and_how_to_check(
+    reached: Reached,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    check: str,
+) -> None:
+    def interrupted(payload: Mapping[str, Any]) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote, "local", lambda state: interrupted)
+    monkeypatch.setattr(remote, "stack", lambda name, **_: _Interrupted())
+    assert main(argv) == 130
+    _newline, line = capsys.readouterr().err.splitlines()
+    command = "hookline " + " ".join(argv[: 2 if argv[0] == "parked" else 1])
+    assert line.startswith(f"{command}: interrupted: the action may still complete; check with `")
+    assert f"hookline {check}" in line
+
+
+class _Interrupted:
+    def __init__(self) -> None:
+        self.outputs: dict[str, str] = {}
+
+    def invoker(self, output: str = "", label: str = "") -> remote.Invoke:
+        def invoke(payload: Mapping[str, Any]) -> dict[str, Any]:
+            raise KeyboardInterrupt
+
+        return invoke
+
+
+# --- where the shared options go -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "--json", "list"],
+        ["events", "list", "--json"],
+        ["events", "--data-dir", "elsewhere", "list", "--json"],
+        ["events", "--stack", "prod", "--json", "list"],
+    ],
+)
+def test_the_events_group_takes_the_shared_options(
+    reached: Reached, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    reached.answer = {"ok": True, "events": [], "limit": 50, "more": False}
+    assert main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("{\n")
+    assert reached.requests == [
+        ("prod" if "--stack" in argv else "local", {"action": "events", "limit": 50})
+    ]
+
+
+def test_data_dir_given_to_the_events_group_names_the_local_stack(
+    reached: Reached, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[Path | None] = []
+
+    def local_state(data_dir: Path | None) -> dict[str, Any]:
+        asked.append(data_dir)
+        return {"lambda_url": "x"}
+
+    monkeypatch.setattr(cli_options, "local_state", local_state)
+    reached.answer = {"ok": True, "event": {}}
+    assert main(["events", "--data-dir", "elsewhere", "show", "evt_1"]) == 0
+    assert asked == [Path("elsewhere")]
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def test_the_cli_s_limit_is_the_reconciler_s() -> None:
+    from hookline.cli import events
+    from hookline.reconcile import actions
+
+    assert (events.MAX_LIMIT, events.DEFAULT_LIMIT) == (actions.MAX_LIMIT, actions.DEFAULT_LIMIT)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["parked", "--limit", "7"], ["parked", "list", "--limit", "7"],
+     ["parked", "--limit", "7", "list"]],
+)  # fmt: skip
+def test_parked_takes_a_limit_on_the_group_or_on_list(reached: Reached, argv: list[str]) -> None:
+    assert main(argv) == 0
+    assert reached.requests == [("local", {"action": "parked", "limit": 7})]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["parked", "--limit", "501"], "'--limit': 501 is not in the range 1<=x<=500"),
+        (["events", "list", "--limit", "501"], "'--limit': 501 is not in the range 1<=x<=500"),
+        (["parked", "--limit", "5", "show", "3"], "--limit goes with the list"),
+    ],
+)
+def test_a_limit_out_of_bounds_or_out_of_place_is_refused(
+    reached: Reached, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert reached.requests == []
+
+
+def _parked_rows(count: int) -> list[dict[str, Any]]:
+    return [
+        {"id": n, "parked_at": "2026-03-01T00:00:00+00:00", "provider": "stripe",
+         "event_id": f"evt_{n}", "event_type": "charge.refunded", "reason": "permanent_failure"}
+        for n in range(count, 0, -1)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "last_line"),
+    [
+        ({"more": True}, "more open parkings than these 2: --limit 500"),
+        ({"more": True, "open": 12}, "10 more open parkings: --limit 12"),
+        ({"more": False}, "1   2026-03-01 00:00:00  stripe    evt_1     charge.refunded"),
+    ],
+)
+def test_parked_says_when_the_limit_hides_open_parkings(
+    reached: Reached, capsys: pytest.CaptureFixture[str], answer: dict[str, Any], last_line: str
+) -> None:
+    reached.answer = {"ok": True, "parked": _parked_rows(2), "limit": 2, **answer}
+    assert main(["parked", "--limit", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(last_line)
+
+
+# --- what the answers print ------------------------------------------------------------------
+
+
+def test_resolve_prints_the_number_the_event_and_the_replay(
+    reached: Reached, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached.answer = {"ok": True, "resolved": 1, "provider": "stripe", "event_id": "evt_1",
+                      "replay": {"ok": True, "replayed": ["evt_1:replay:parked-1"]}}  # fmt: skip
+    assert main(["parked", "resolve", "evt_1", "--note", "n", "--replay"]) == 0
+    assert capsys.readouterr().out == (
+        "resolved #1 (stripe evt_1); replayed as evt_1:replay:parked-1\n"
+    )
+    del reached.answer["replay"]
+    assert main(["parked", "resolve", "#1", "--note", "n"]) == 0
+    assert capsys.readouterr().out == "resolved #1 (stripe evt_1)\n"
+
+
+def test_the_reconciler_s_action_prefix_is_not_printed_twice(
+    reached: Reached, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached.answer = {"ok": False, "kind": "InvalidRequest",
+                      "error": "event: event_id: expected an event id, got 'x'"}  # fmt: skip
+    assert main(["events", "show", "x"]) == 2
+    assert capsys.readouterr().err == (
+        "hookline events show: event_id: expected an event id, got 'x'\n"
+    )
+
+
+def test_control_characters_in_ids_are_escaped_in_tables_and_errors(
+    reached: Reached, capsys: pytest.CaptureFixture[str]
+) -> None:
+    red = "evt_\x1b[31mred\u202e"
+    reached.answer = {"ok": True, "parked": [{"id": 1, "provider": "stripe", "event_id": red}]}
+    assert main(["parked"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert "evt_\\x1b[31mred\\u202e" in out
+    reached.answer = {"ok": False, "kind": "NotFound", "error": f"no event {red}"}
+    assert main(["events", "show", red]) == 4
+    assert capsys.readouterr().err == "hookline events show: no event evt_\\x1b[31mred\\u202e\n"
+
+
+def test_a_replay_the_deadline_stopped_says_what_was_sent_and_how_to_go_on(
+    reached: Reached, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached.answer = {"ok": True, "nonce": "n1", "more": True,
+                      "replayed": ["evt_1:replay:n1", "evt_2:replay:n1"]}  # fmt: skip
+    assert main(["replay", "--provider", "stripe", "--since", "1d"]) == 1
+    output = capsys.readouterr()
+    assert output.out == "replayed 2 (nonce n1)\n  evt_1:replay:n1\n  evt_2:replay:n1\n"
+    (line,) = output.err.splitlines()
+    assert line.startswith("hookline replay: the reconciler's time ran out: 2 sent, the rest")
+    assert "--since at the last one's time (`" in line
+    assert "hookline events show evt_2`" in line
+
+    assert main(["replay", "--provider", "stripe", "--json"]) == 1
+    output = capsys.readouterr()
+    assert json.loads(output.out) == reached.answer
+    assert "2 sent, the rest of the range was not" in output.err
+    # The reconciler's count of the rest and the first unsent event's time: the command.
+    reached.answer |= {"remaining": 3, "resume_since": "2026-03-01T09:14:03+00:00"}
+    assert main(["replay", "--provider", "stripe", "--type", "charge.refunded",
+                 "--until", "2026-03-02", "--stack", "prod"]) == 1  # fmt: skip
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "2 sent, the other 3 were not; send them with `" in line
+    assert line.endswith(
+        "hookline replay --provider stripe --type"
+        " charge.refunded --since 2026-03-01T09:14:03+00:00 --until 2026-03-02T00:00:00+00:00"
+        " --stack prod`"
+    )
+
+
+def test_a_replay_that_failed_partway_lists_what_went_out(
+    reached: Reached, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached.answer = {"ok": False, "kind": "ServiceUnavailable", "error": "SQS: throttled",
+                      "nonce": "n1", "replayed": ["evt_1:replay:n1"]}  # fmt: skip
+    assert main(["replay", "--provider", "stripe"]) == 5
+    output = capsys.readouterr()
+    assert output.out == "sent before the failure (nonce n1):\n  evt_1:replay:n1\n"
+    assert output.err.startswith(
+        "hookline replay: SQS: throttled (1 replays were sent before it, listed above; the rest"
+    )
+    assert main(["replay", "--provider", "stripe", "--json"]) == 5
+    output = capsys.readouterr()
+    assert json.loads(output.out)["replayed"] == ["evt_1:replay:n1"]
+    assert "(1 replays were sent before it, in the JSON above;" in output.err
+    reached.answer |= {"remaining": 4, "resume_since": "2026-03-01T09:14:03+00:00"}
+    assert main(["replay", "--provider", "stripe"]) == 5
+    error = capsys.readouterr().err
+    assert "listed above; the other 4 were not; send them with `" in error
+    assert error.endswith("hookline replay --provider stripe --since 2026-03-01T09:14:03+00:00`)\n")
+
+    reached.answer = {"ok": False, "kind": "NotFound", "error": "no ledger row", "replayed": []}
+    assert main(["replay", "evt_9"]) == 4
+    output = capsys.readouterr()
+    assert (output.out, output.err) == ("", "hookline replay: no ledger row\n")
+
+
+def test_an_output_that_cannot_be_written_is_a_failure_not_configuration(
+    reached: Reached, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["parked"]) == 1
+    assert capsys.readouterr().err == (
+        "hookline parked: cannot write the output: No space left on device\n"
+    )
+    assert main(["--help"]) == 1  # click's own output
+    assert capsys.readouterr().err == "hookline: cannot write the output: No space left on device\n"
+
+
+def test_no_local_stack_suggests_make_run_only_beside_the_makefile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--data-dir", str(tmp_path)]) == 3
+    error = capsys.readouterr().err
+    assert "local`), or name a deployed one" in error
+    assert "make run" not in error
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")
+    (tmp_path / "Makefile").write_text("run:\n")
+    assert main(["status", "--data-dir", str(tmp_path)]) == 3
+    assert "local` or `make run`), or name" in capsys.readouterr().err

@@ -52,3 +52,30 @@ def test_since_must_come_before_until() -> None:
     for until in ("2026-03-01T00:00:00+00:00", "2026-02-28T00:00:00+00:00"):
         with pytest.raises(click.UsageError, match=r"--since .* must be before --until"):
             check_range("2026-03-01T00:00:00+00:00", until)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "999999d",
+        "9999999999d",
+        "9" * 5000 + "d",  # past int()'s digit limit
+        "0001-01-01T00:00+01:00",
+        "9999-12-31T23:00-05:00",
+    ],
+)
+def test_a_time_outside_the_calendar_is_a_usage_error_not_a_traceback(text: str) -> None:
+    with pytest.raises(click.BadParameter) as raised:
+        Moment(lambda: NOW).convert(text, None, None)
+    message = raised.value.format_message()
+    assert "is out of range: give a time between 0001-01-01 and 9999-12-31 UTC" in message
+    assert len(message) < 200
+
+
+def test_the_calendar_s_own_ends_are_times() -> None:
+    assert Moment(lambda: NOW).convert("0001-01-01T01:00+01:00", None, None) == (
+        "0001-01-01T00:00:00+00:00"
+    )
+    assert Moment(lambda: NOW).convert("9999-12-31T23:00", None, None) == (
+        "9999-12-31T23:00:00+00:00"
+    )

@@ -13,7 +13,13 @@ from hookline.cli.events import events_group
 from hookline.cli.local import local_command
 from hookline.cli.migrate import migrate_command
 from hookline.cli.operate import redrive_command, replay_command
-from hookline.cli.options import Failure, Group
+from hookline.cli.options import (
+    Failure,
+    Group,
+    forget_interrupted_hint,
+    interrupted_hint,
+    printable,
+)
 from hookline.cli.parked import parked_group
 from hookline.cli.send import event_command, send_command
 from hookline.cli.status import status_command
@@ -53,11 +59,13 @@ for command in (
 
 
 def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    """One line, its control characters escaped (an id may carry any)."""
+    return printable(" ".join(part.strip() for part in text.splitlines() if part.strip()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code (docs/cli.md's table)."""
+    forget_interrupted_hint()
     try:
         result = hookline.main(
             args=list(argv) if argv is not None else None,
@@ -65,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except click.UsageError as error:
-        where = error.ctx.command_path if error.ctx is not None else "hookline"
+        where = printable(error.ctx.command_path if error.ctx is not None else "hookline")
         click.echo(f"{where}: {_one_line(error.format_message())}", err=True)
         return error.exit_code
     except Failure as error:
@@ -76,7 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except click.Abort:
         # Ctrl-C (click turns KeyboardInterrupt into Abort, after a newline on stderr).
+        # Waiting for an action that changes things: the stack may still complete it.
+        hint = interrupted_hint()
+        if hint is not None:
+            click.echo(hint, err=True)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        # click's own output (--help, --version into a full disk); a command's OSErrors
+        # were already made one line (options.translate). A broken pipe ends as below.
+        click.echo(f"hookline: cannot write the output: {error.strerror or error}", err=True)
+        return EXIT_FAILED
     except SystemExit as exit_:
         # Shell completion ends this way; so does click's own end to a broken pipe
         # (`hookline status | head`), quietly, having silenced stdout's last flush.

@@ -8,22 +8,25 @@ from typing import Any
 
 import click
 
-from hookline.cli.options import Group, emit, reconciler, remote_options, table
+from hookline.cli.options import Group, emit, printable, reconciler, remote_options, table
 from hookline.cli.times import Moment, check_range
 
 STATUSES = ("applied", "stale", "ignored", "orphaned", "parked", "resolved", "failed", "received")
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
+# The reconciler's bound (hookline.reconcile.actions.MAX_LIMIT, which imports pydantic and
+# psycopg: not loaded to print help); tests/unit/test_cli_options.py checks they agree.
+MAX_LIMIT = 500
 
 
 def cell(value: Any) -> str:
+    """A value as shown to a person: control characters escaped (an id may carry any)."""
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)
-    return str(value)
+    return printable(str(value))
 
 
 def _when(value: Any) -> str:
@@ -104,13 +107,14 @@ def render_event(answer: Mapping[str, Any]) -> str:
         state = "open" if not parking.get("resolved_at") else "resolved"
         lines += _section(f"parked #{parking.get('id')} ({state})", parking)
     replays = list(event.get("replays") or [])
-    lines += ["", "replays: " + (", ".join(map(str, replays)) if replays else "none")]
+    lines += ["", "replays: " + (", ".join(cell(r) for r in replays) if replays else "none")]
     if "payload" in event:
         lines += ["", "payload:", json.dumps(event["payload"], indent=2, default=str)]
     return "\n".join(lines)
 
 
 @click.group("events", cls=Group, short_help="The ledger: list events, show one.")
+@remote_options
 def events_group() -> None:
     """Look into the ledger (webhook_events) of the local stack or of a deployed one."""
 
@@ -127,7 +131,7 @@ def events_group() -> None:
     type=click.IntRange(1, MAX_LIMIT),
     default=DEFAULT_LIMIT,
     show_default=True,
-    help="At most this many, newest first.",
+    help=f"At most this many, newest first (at most {MAX_LIMIT}).",
 )
 @remote_options
 def list_command(

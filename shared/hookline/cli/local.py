@@ -149,7 +149,12 @@ def local_command(
 
     def on_signal(number: int, _frame: FrameType | None) -> None:
         if stop.is_set():
-            # A second Ctrl-C: the person wants out now.
+            # A second Ctrl-C: the person wants out now, but not at the cost of a
+            # database server left running with nobody to stop it.
+            from hookline.local import services
+
+            for pid in services.stop_now():
+                console.warning("local", f"PostgreSQL pid {pid} stopped at once (second signal)")
             os._exit(128 + number)
         stop.set()
 

@@ -16,6 +16,7 @@ from hookline.cli.options import (
     deployed_target,
     fail,
     json_option,
+    out,
     shared,
     stack_options,
 )
@@ -102,17 +103,17 @@ def migrate_command(
 
 def _print_migrated(schema: str, names: list[str], dry_run: bool) -> None:
     if shared().json:
-        click.echo(json.dumps({"schema": schema, "pending" if dry_run else "applied": names}))
+        out(json.dumps({"schema": schema, "pending" if dry_run else "applied": names}))
     elif not names:
-        click.echo(f"Schema {schema} is up to date.")
+        out(f"Schema {schema} is up to date.")
     else:
         verb = "Would apply" if dry_run else "Applied"
-        click.echo("\n".join(f"{verb} {name} in schema {schema}" for name in names))
+        out("\n".join(f"{verb} {name} in schema {schema}" for name in names))
 
 
 def _print_deployed(answer: Any, dry_run: bool) -> None:
     if shared().json:
-        click.echo(json.dumps(dict(answer)))
+        out(json.dumps(dict(answer)))
         return
     if answer.get("ahead"):
         click.echo(

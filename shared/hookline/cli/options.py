@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -81,6 +83,8 @@ def translate(error: BaseException) -> Failure | None:
         return Failure(describe(error), EXIT_FAILED)
     if isinstance(error, BrokenPipeError):
         return None  # main() ends quietly
+    if isinstance(error, OutputFailed):
+        return Failure(str(error), EXIT_FAILED)
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
         return Failure(f"{error.strerror or error}{where}", EXIT_CONFIGURATION)
@@ -135,6 +139,8 @@ class Shared:
     config_env: str | None = None
     json: bool = False
     data_dir: Path | None = None
+    # `parked --limit N` and `parked list --limit N` alike.
+    limit: int | None = None
 
 
 def shared(ctx: click.Context | None = None) -> Shared:
@@ -170,6 +176,15 @@ def data_dir_option(function: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help="The local stack's data folder (default: .hookline).",
     )(function)
+
+
+def limit_option(default: int, maximum: int, what: str) -> Callable[[F], F]:
+    """--limit, recorded like the shared options: a group and its command share it."""
+    return _option(
+        "--limit",
+        type=click.IntRange(1, maximum),
+        help=f"At most this many {what}, newest first (default {default}, at most {maximum}).",
+    )
 
 
 def stack_options(function: F) -> F:
@@ -223,11 +238,24 @@ def local_state(data_dir: Path | None) -> dict[str, Any] | None:
 def running_local_state(data_dir: Path | None) -> dict[str, Any]:
     state = local_state(data_dir)
     if state is None:
+        # The start command names the same folder, so the command retried finds it;
+        # `make run` works only beside the project's Makefile.
+        folder = f" --data-dir {shlex.quote(str(data_dir))}" if data_dir is not None else ""
+        make = ""
+        if _in_project():
+            make = f' or `make run ARGS="{folder.strip()}"`' if folder else " or `make run`"
+        where = f" in {data_dir}" if data_dir is not None else ""
         raise ConfigurationError(
-            f"no local stack is running (start one with `{command_hint('hookline')} local` "
-            "or `make run`), or name a deployed one with --stack NAME"
+            f"no local stack is running{where} (start one with "
+            f"`{command_hint('hookline')} local{folder}`{make}), "
+            "or name a deployed one with --stack NAME"
         )
     return state
+
+
+def _in_project() -> bool:
+    here = Path.cwd()
+    return (here / "Makefile").is_file() and (here / "template.yaml").is_file()
 
 
 def command_hint(tool: str) -> str:
@@ -303,25 +331,97 @@ def reconciler(ctx: click.Context | None = None) -> remote.Invoke:
 
     target = deployed_target(ctx)
     if target is not None:
-        return target.connect().invoker()
-    return remote.local(running_local_state(shared(ctx).data_dir))
+        invoke = target.connect().invoker()
+    else:
+        invoke = remote.local(running_local_state(shared(ctx).data_dir))
+
+    def answered(request: Mapping[str, Any]) -> dict[str, Any]:
+        answer = invoke(request)
+        # The reconciler names the action (`event: event_id: expected ...`); the CLI's
+        # own prefix (`hookline events show: `) already does.
+        error, action = answer.get("error"), request.get("action")
+        if not answer.get("ok") and isinstance(error, str) and error.startswith(f"{action}: "):
+            answer = {**answer, "error": error.removeprefix(f"{action}: ")}
+        return answer
+
+    return answered
+
+
+def again(*words: str, ctx: click.Context | None = None) -> str:
+    """A hookline command line to type next, naming the same stack as this one."""
+    from hookline.local.hints import command
+
+    options = shared(ctx)
+    given: list[str] = []
+    for flag, value in (
+        ("--stack", options.stack),
+        ("--config-env", options.config_env),
+        ("--profile", options.profile),
+        ("--region", options.region),
+        ("--data-dir", options.data_dir),
+    ):
+        if value is not None:
+            given += [flag, str(value)]
+    return printable(command(*words, *given))
+
+
+# What to check when Ctrl-C stops the CLI while a remote action runs (main() prints it).
+_interrupted_hint: list[str] = []
+
+
+def steering(check: str, ctx: click.Context | None = None) -> None:
+    """An action that changes things is about to be sent: if the operator interrupts
+    the wait, the action may complete anyway; `check` (a command line) finds out."""
+    ctx = ctx or click.get_current_context()
+    _interrupted_hint[:] = [
+        f"{ctx.command_path}: interrupted: the action may still complete; check with `{check}`"
+    ]
+
+
+def interrupted_hint() -> str | None:
+    return _interrupted_hint[0] if _interrupted_hint else None
+
+
+def forget_interrupted_hint() -> None:
+    _interrupted_hint.clear()
 
 
 # Output ---------------------------------------------------------------------------
+
+
+def failure(answer: Mapping[str, Any]) -> Failure:
+    """A failed answer as one line with its class's exit code."""
+    kind = str(answer.get("kind") or "")
+    exit_code = error_class(kind).exit_code if kind else EXIT_FAILED
+    message = str(answer.get("error") or json.dumps(answer, default=str))
+    return Failure(message.splitlines()[0] if message else "failed", exit_code)
 
 
 def checked(answer: Mapping[str, Any]) -> Mapping[str, Any]:
     """The answer, unless it says it failed: then one line with its class's exit code."""
     if answer.get("ok"):
         return answer
-    kind = str(answer.get("kind") or "")
-    exit_code = error_class(kind).exit_code if kind else EXIT_FAILED
-    message = str(answer.get("error") or json.dumps(answer, default=str))
-    fail(message.splitlines()[0] if message else "failed", exit_code)
+    raise failure(answer)
+
+
+class OutputFailed(OSError):
+    """Writing the output failed (a full disk, `> /dev/full`): the command failed, exit 1;
+    not a configuration problem, as other OSErrors (a file it could not read) are."""
+
+
+def out(text: str, *, nl: bool = True) -> None:
+    """click.echo to stdout; a failure to write is OutputFailed (a broken pipe stays
+    BrokenPipeError, which ends quietly)."""
+    try:
+        click.echo(text, nl=nl)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise OutputFailed(f"cannot write the output: {error.strerror or error}") from error
 
 
 def echo_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, default=str))
+    out(json.dumps(document, indent=2, default=str))
 
 
 def emit(answer: Mapping[str, Any], text: Callable[[Mapping[str, Any]], str]) -> None:
@@ -330,15 +430,31 @@ def emit(answer: Mapping[str, Any], text: Callable[[Mapping[str, Any]], str]) ->
     if shared().json:
         echo_json(answer)
     else:
-        click.echo(text(answer))
+        out(text(answer))
+
+
+# C0 and C1 controls (an escape sequence would restyle or rewrite the operator's
+# terminal) and the bidirectional overrides (which reorder what is shown).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\x1b, \\u202e)."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns as wide as their widest cell; the last one left ragged."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    """Columns as wide as their widest cell; the last one left ragged; controls escaped."""
+    shown = [[printable(str(cell)) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(cell) for cell in column) for column in zip(*shown, strict=True)]
     lines = []
-    for row in [headers, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+    for row in shown:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -24,7 +24,9 @@ from hookline.cli.options import (
     fail,
     json_option,
     local_state,
+    out,
     project_directory,
+    running_local_state,
     shared,
 )
 from hookline.errors import EXIT_CONFIGURATION, EXIT_UNAVAILABLE, ConfigurationError
@@ -199,6 +201,9 @@ def send_command(
     from hookline.simulate.send import Progress, deliver, plan, register_mercadopago_payments
 
     state = local_state(shared().data_dir)
+    if state is None and shared().data_dir is not None and not url:
+        # That folder's stack is the one asked for: never post to whatever serves :3000.
+        running_local_state(shared().data_dir)
     base = str(url or os.environ.get("HOOKLINE_URL") or (state or {}).get("api_url") or DEFAULT_URL)
     signing = signing_secrets(_secrets_file(secrets, state), provider)
     rng = random.Random(seed)  # noqa: S311 - ids of simulated events, not secrets
@@ -226,15 +231,15 @@ def send_command(
         progress=Progress(len(deliveries)),
     )
     if shared().json:
-        click.echo(json.dumps(summary.as_dict()))
+        out(json.dumps(summary.as_dict()))
     elif len(summary.answers) == 1:
         answer = summary.answers[0]
-        click.echo(
+        out(
             f"{answer.event.provider} {answer.event.event_type} {answer.event.event_id} -> "
             f"{answer.status or answer.error} ({answer.latency_ms:.0f} ms)"
         )
     else:
-        click.echo(summary.text())
+        out(summary.text())
     if not summary.ok:
         click.get_current_context().exit(1)
 
@@ -308,19 +313,19 @@ def event_command(
     )
     text = json.dumps(api_event, indent=2) + "\n"
     if output is not None and str(output) == "-":
-        click.echo(text, nl=False)
+        out(text, nl=False)
         return
     written = output or project / "events" / f"signed-{provider}.json"
     written.write_text(text)
     environment = write_env_file(env_file or project / "events" / "env.json", state, project)
-    click.echo(f"wrote {written} ({provider} {event_type} {event.event_id})")
+    out(f"wrote {written} ({provider} {event_type} {event.event_id})")
     invoke = [command_hint("sam"), "local", "invoke", "ReceiverFunction"]
     if project.resolve() != Path.cwd().resolve():
         invoke += ["-t", _shown(project / "template.yaml")]
     invoke += ["-e", _shown(written), "--env-vars", _shown(environment)]
-    click.echo("  " + " ".join(invoke))
+    out("  " + " ".join(invoke))
     for note in container_notes(state):
-        click.echo(f"  ({note})")
+        out(f"  ({note})")
 
 
 def _shown(path: Path) -> str:

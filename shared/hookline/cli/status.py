@@ -9,6 +9,8 @@ from hookline.cli.options import (
     checked,
     deployed_target,
     echo_json,
+    out,
+    printable,
     remote_options,
     running_local_state,
     shared,
@@ -68,4 +70,5 @@ def status_command(database_url: str | None) -> None:
         text += f"\ndashboard: {report['dashboard_url']}"
     elif target is not None:
         text += f"\ndashboard: stack {target.name} has no {DASHBOARD_OUTPUT} output (deploy again)"
-    click.echo(text)
+    # Event ids in the parked list are a sender's text: controls escaped, line by line.
+    out("\n".join(printable(line) for line in text.split("\n")))

@@ -3,7 +3,8 @@
 Accepted: a date (`2026-01-31`, midnight UTC), a date and time with or without
 an offset (`2026-01-31T14:00`, `2026-01-31 14:00:05+02:00`, `...Z`; no offset
 means UTC), or an age counted back from now: `90s`, `30m`, `2h`, `1d`, `1w`.
-Anything else (`yesterday`, `garbage`) is a usage error naming these forms; the
+Anything else (`yesterday`, `garbage`) is a usage error naming these forms, and
+so is a time outside 0001-01-01..9999-12-31 UTC (`999999d`); the
 request carries the time as an ISO 8601 UTC string, which the reconciler only
 has to read, never to guess at.
 """
@@ -21,6 +22,7 @@ FORMS = (
     "a date (2026-01-31), a time (2026-01-31T14:00, UTC unless it has an offset)"
     " or an age (30m, 2h, 1d, 1w)"
 )
+RANGE = "a time between 0001-01-01 and 9999-12-31 UTC"
 _AGE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {
     "s": timedelta(seconds=1),
@@ -31,12 +33,24 @@ _UNITS = {
 }
 
 
+class OutOfRange(ValueError):
+    """A time of a valid form that no UTC datetime holds (year 1 to 9999)."""
+
+
 def parse(text: str, now: datetime) -> datetime | None:
-    """The moment `text` names (aware, UTC), or None when it is none of the forms."""
+    """The moment `text` names (aware, UTC), or None when it is none of the forms.
+
+    Raises OutOfRange for a form that names no representable moment: an age
+    further back than year 1 (`999999d`), or a time with an offset that moves it
+    past year 1 or 9999 once in UTC (`0001-01-01T00:00+01:00`).
+    """
     text = text.strip()
     age = _AGE.match(text.lower())
     if age:
-        return now.astimezone(UTC) - int(age.group(1)) * _UNITS[age.group(2)]
+        try:
+            return now.astimezone(UTC) - int(age.group(1)) * _UNITS[age.group(2)]
+        except (OverflowError, ValueError) as error:  # ValueError: int()'s digit limit
+            raise OutOfRange(text) from error
     if not text or not text[0].isdigit():
         return None
     try:
@@ -45,7 +59,15 @@ def parse(text: str, now: datetime) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise OutOfRange(text) from error
+
+
+def _shown(value: Any) -> str:
+    shown = repr(str(value))
+    return shown if len(shown) <= 40 else shown[:36] + "...'"
 
 
 class Moment(click.ParamType):
@@ -60,9 +82,12 @@ class Moment(click.ParamType):
         if isinstance(value, datetime):
             moment: datetime | None = value.astimezone(UTC)
         else:
-            moment = parse(str(value), self.clock())
+            try:
+                moment = parse(str(value), self.clock())
+            except OutOfRange:
+                self.fail(f"{_shown(value)} is out of range: give {RANGE}", param, ctx)
         if moment is None:
-            self.fail(f"{value!r} is not a time: give {FORMS}", param, ctx)
+            self.fail(f"{_shown(value)} is not a time: give {FORMS}", param, ctx)
         return moment.isoformat()
 
     def get_metavar(self, param: click.Parameter) -> str:

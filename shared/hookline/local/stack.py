@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from hookline import template
 from hookline.aws import CLIENT_CONFIG
@@ -283,9 +284,13 @@ LOCAL_SERVICES = ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
 
 
 def aws_clients(
-    endpoint_url: str, region: str, names: tuple[str, ...] = LOCAL_SERVICES
+    endpoint_url: str,
+    region: str,
+    names: tuple[str, ...] = LOCAL_SERVICES,
+    config: Config | None = None,
 ) -> dict[str, Any]:
-    """boto3 clients for the local stack's endpoints (moto, or its Lambda API)."""
+    """boto3 clients for the local stack's endpoints (moto, or its Lambda API); `config`
+    replaces the functions' short timeouts and retries (an operator's invoke waits, once)."""
     # Any: the stubs type clients by literal service name, these are chosen at run time.
     session: Any = boto3.session.Session(
         aws_access_key_id="local",
@@ -293,7 +298,7 @@ def aws_clients(
         region_name=region,
     )
     return {
-        name: session.client(name, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+        name: session.client(name, endpoint_url=endpoint_url, config=config or CLIENT_CONFIG)
         for name in names
     }
 

@@ -14,8 +14,21 @@ already there changes nothing (recorded `applied`, or `stale` if newer events
 came since); it restores an effect that was lost (a database restore, a
 handler fixed after the fact).
 
+A replay stops starting sends before the invocation's deadline and says what
+it sent (`more`: matched events it did not send); a send that fails ends it,
+and the error answer still lists what was sent before it. Never retried: the
+CLI invokes once, and a second request is a new replay with a new nonce.
+
 Resolving a parked event closes its parking and, in the same transaction,
-moves its ledger row from `parked` (needs a human) to `resolved`.
+moves its ledger row from `parked` (needs a human) to `resolved`. It locks the
+ledger row before the parking, the order the consumer's park takes them in.
+
+A parking is named by its number (`7`, `#7`) or its event id. A digit string
+that is both a parking's number and another parking's event id (Shopify's ids
+are digits) is refused as ambiguous; `#7` is always the number.
+
+Inspection reads run under the session's statement timeout; a read cancelled
+by it answers OperatorRefused, saying how to narrow the request.
 """
 
 from __future__ import annotations
@@ -23,10 +36,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, LiteralString, Self
 
+import psycopg
+from psycopg import sql
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -38,8 +54,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from hookline.database import Connection
+from hookline.deadline import Deadline
 from hookline.envelope import MAX_EVENT_ID_CHARS, RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
-from hookline.errors import InvalidRequest, NotFound, OperatorRefused
+from hookline.errors import HooklineError, InvalidRequest, NotFound, OperatorRefused
 from hookline.ledger import LedgerStatus
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
@@ -52,6 +69,9 @@ from hookline.storable import is_storable_text
 RESOLVE_NONCE = "parked-{id}"
 
 MAX_REPLAY = 1000
+# One SQS send's worst case under hookline.aws.CLIENT_CONFIG (3 attempts of 2 s
+# connect and 5 s read, and backoff): a send is not started with less left.
+REPLAY_SEND_SECONDS = 25.0
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 # A parked_events id is a bigint: a larger number can only be an event id.
@@ -139,10 +159,15 @@ def _status(value: Any) -> Any:
 
 
 def _parked_ref(value: Any) -> int | str:
-    """A parked number (int, or a digit string resolved later) or an event id."""
+    """A parked number (an int, or `#N`), or text: an event id, or digits resolved later."""
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PARKED_ID:
         return value
     text = value.strip() if isinstance(value, str) else ""
+    if text.startswith("#"):
+        digits = text[1:]
+        if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_PARKED_ID:
+            return int(digits)
+        raise PydanticCustomError("hookline", "expected a parked event's number, #1 or more")
     if text and len(text) <= MAX_EVENT_ID_CHARS and is_storable_text(text):
         return text
     raise PydanticCustomError("hookline", "expected a parked event's number or its event id")
@@ -158,7 +183,7 @@ ParkedRef = Annotated[int | str, BeforeValidator(_parked_ref)]
 
 # What a field accepts, for messages about a wrong or missing value.
 WANTS = {
-    "id": "a parked event's number or its event id",
+    "id": "a parked event's number (#N) or its event id",
     "event_id": "an event id",
     "resolution": "a note saying how it was resolved",
     "limit": f"a whole number from 1 to {MAX_LIMIT}",
@@ -279,6 +304,12 @@ REQUESTS: dict[str, type[Request]] = {
 # --- answers --------------------------------------------------------------------------
 
 
+def error_answer(error: HooklineError) -> dict[str, Any]:
+    """A refused or failed request's answer: one line, and the errors table's row by name."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return {"ok": False, "error": message, "kind": type(error).__name__}
+
+
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
@@ -303,21 +334,61 @@ def _one_provider(event_id: str, providers: set[str]) -> str:
 # --- events ---------------------------------------------------------------------------
 
 
+# The ledger rows of an order: those naming it, and those of its payments (by object
+# id, or, for Stripe's charge and checkout events, the payment intent they name).
+# Each arm is an index lookup (migration 0005), never a scan of the ledger.
+_OF_ORDER = (
+    "SELECT provider, event_id FROM webhook_events WHERE order_id = %(order)s"
+    " UNION ALL SELECT w.provider, w.event_id FROM payments p JOIN webhook_events w"
+    " ON w.provider = p.provider AND w.object_id = p.provider_payment_id"
+    " WHERE p.order_id = %(order)s"
+    " UNION ALL SELECT w.provider, w.event_id FROM payments p JOIN webhook_events w"
+    " ON w.provider = p.provider"
+    " AND w.payload #>> '{data,object,payment_intent}' = p.provider_payment_id"
+    # Implies the partial index's predicate to the planner.
+    " AND w.payload #>> '{data,object,payment_intent}' IS NOT NULL"
+    " WHERE p.order_id = %(order)s"
+)
+# Only the filters given, so the planner sees no `$1 IS NULL OR ...` to plan around.
+_EVENT_FILTERS: dict[str, LiteralString] = {
+    "provider": "e.provider = %(provider)s",
+    "type": "e.event_type = %(type)s",
+    "status": "e.status = %(status)s",
+    "since": "e.received_at >= %(since)s",
+    "until": "e.received_at < %(until)s",
+    "order": f"(e.provider, e.event_id) IN ({_OF_ORDER})",
+}
+
+
+def events_query(request: EventsRequest) -> tuple[sql.Composed, dict[str, Any]]:
+    """The `events` statement and its parameters (for EXPLAIN in tests, too)."""
+    fields = request.model_dump()
+    where = [
+        sql.SQL(condition) for name, condition in _EVENT_FILTERS.items() if fields[name] is not None
+    ]
+    # Composed, not formatted: the filters hold JSON paths in braces.
+    query = (
+        sql.SQL(f"SELECT {_EVENT_COLUMNS} FROM webhook_events e WHERE ")  # noqa: S608
+        + (sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE"))
+        + sql.SQL(" ORDER BY e.received_at DESC, e.event_id DESC, e.provider LIMIT %(more)s")
+    )
+    return query, {**fields, "more": request.limit + 1}
+
+
+@contextmanager
+def _in_time(hint: str) -> Iterator[None]:
+    """A read the statement timeout cancelled is refused as asked, with how to narrow it."""
+    try:
+        yield
+    except psycopg.errors.QueryCanceled as error:
+        raise OperatorRefused(f"the query took too long: {hint}") from error
+
+
 def events(connection: Connection, request: EventsRequest) -> dict[str, Any]:
     """Ledger rows, newest first (received_at, then event id), filtered."""
-    rows = connection.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM webhook_events e"  # noqa: S608 - constant SQL
-        " WHERE (%(provider)s::text IS NULL OR e.provider = %(provider)s)"
-        " AND (%(type)s::text IS NULL OR e.event_type = %(type)s)"
-        " AND (%(status)s::text IS NULL OR e.status = %(status)s)"
-        " AND (%(since)s::timestamptz IS NULL OR e.received_at >= %(since)s)"
-        " AND (%(until)s::timestamptz IS NULL OR e.received_at < %(until)s)"
-        " AND (%(order)s::text IS NULL OR e.order_id = %(order)s OR EXISTS ("
-        f"  SELECT 1 FROM payments p WHERE {_PAYMENT_OF_EVENT} AND p.order_id = %(order)s))"
-        " ORDER BY e.received_at DESC, e.event_id DESC, e.provider"
-        " LIMIT %(more)s",
-        {**request.model_dump(), "more": request.limit + 1},
-    ).fetchall()
+    query, params = events_query(request)
+    with _in_time("narrow it with --provider/--since"):
+        rows = connection.execute(query, params).fetchall()
     return {
         "ok": True,
         "events": [_jsonable(row) for row in rows[: request.limit]],
@@ -329,12 +400,42 @@ def events(connection: Connection, request: EventsRequest) -> dict[str, Any]:
 def event(connection: Connection, request: EventRequest) -> dict[str, Any]:
     """One event in full: its ledger row (or its parking, if it never reached the
     ledger), the payment and order it touched, its parkings and its replays."""
-    found = connection.execute(
-        "SELECT provider FROM webhook_events WHERE event_id = %(id)s"
+    with _in_time("name the event's --provider"):
+        return _event(connection, request)
+
+
+# The ledger's providers, one primary-key probe each (a loose index scan): an event
+# id without its provider is then looked up by key, not by scanning the ledger.
+_LEDGER_PROVIDERS = (
+    "WITH RECURSIVE providers AS ("
+    " SELECT min(provider) AS provider FROM webhook_events"
+    " UNION ALL SELECT (SELECT min(provider) FROM webhook_events w"
+    " WHERE w.provider > providers.provider)"
+    " FROM providers WHERE providers.provider IS NOT NULL)"
+    " SELECT provider FROM providers WHERE provider IS NOT NULL"
+)
+# An event's replays, by the header naming the original (migration 0005's index).
+# A replay of a replay is listed under the replay it repeats.
+REPLAYS = (
+    "SELECT event_id FROM webhook_events WHERE provider = %(provider)s"  # noqa: S608
+    f" AND headers ->> '{REPLAY_OF_HEADER}' = %(id)s ORDER BY received_at, event_id"
+)
+
+
+def event_lookup(provider: str | None) -> str:
+    """Which providers have event `%(id)s` (in the ledger or parked), by key lookups."""
+    return (
+        "SELECT provider FROM webhook_events WHERE event_id = %(id)s"  # noqa: S608
+        " AND provider IN ("
+        + ("SELECT %(provider)s::text" if provider else _LEDGER_PROVIDERS)
+        + ") UNION SELECT provider FROM parked_events WHERE event_id = %(id)s"
         " AND (%(provider)s::text IS NULL OR provider = %(provider)s)"
-        " UNION SELECT provider FROM parked_events WHERE event_id = %(id)s"
-        " AND (%(provider)s::text IS NULL OR provider = %(provider)s)",
-        {"id": request.event_id, "provider": request.provider},
+    )
+
+
+def _event(connection: Connection, request: EventRequest) -> dict[str, Any]:
+    found = connection.execute(
+        event_lookup(request.provider), {"id": request.event_id, "provider": request.provider}
     ).fetchall()
     if not found:
         under = f" for provider {request.provider}" if request.provider else ""
@@ -397,12 +498,7 @@ def event(connection: Connection, request: EventRequest) -> dict[str, Any]:
         if order_id
         else None
     )
-    replays = connection.execute(
-        "SELECT event_id FROM webhook_events WHERE provider = %(provider)s"
-        " AND (event_id LIKE %(prefix)s OR headers ->> %(header)s = %(id)s)"
-        " AND event_id <> %(id)s ORDER BY received_at, event_id",
-        {**key, "prefix": _like_prefix(request.event_id) + ":replay:%", "header": REPLAY_OF_HEADER},
-    ).fetchall()
+    replays = connection.execute(REPLAYS, key).fetchall()
     headers = row["headers"] or {}
     shown: dict[str, Any] = {
         **_jsonable({name: row[name] for name in EVENT_FIELDS}),
@@ -430,19 +526,25 @@ def event(connection: Connection, request: EventRequest) -> dict[str, Any]:
     return {"ok": True, "event": shown}
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 # --- replay ---------------------------------------------------------------------------
 
 
 def _replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[str, Any]]:
+    with _in_time(
+        "name the event's --provider"
+        if request.event_id is not None
+        else "narrow it with --type/--since/--until"
+    ):
+        return _select_replay_rows(connection, request)
+
+
+def _select_replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[str, Any]]:
     if request.event_id is not None:
         rows = connection.execute(
-            "SELECT * FROM webhook_events WHERE event_id = %s"
-            " AND (%s::text IS NULL OR provider = %s)",
-            (request.event_id, request.provider, request.provider),
+            "SELECT * FROM webhook_events WHERE event_id = %(id)s AND provider IN ("  # noqa: S608
+            + ("SELECT %(provider)s::text" if request.provider else _LEDGER_PROVIDERS)
+            + ")",
+            {"id": request.event_id, "provider": request.provider},
         ).fetchall()
         if not rows:
             under = f" for provider {request.provider}" if request.provider else ""
@@ -455,7 +557,8 @@ def _replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[st
         " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) >= %s)"
         " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) < %s)"
         " AND event_id NOT LIKE '%%:replay:%%'"
-        " ORDER BY coalesce(occurred_at, received_at) LIMIT %s",
+        # Oldest first, in a stable order: one cut short resumes from a time (resume_since).
+        " ORDER BY coalesce(occurred_at, received_at), event_id LIMIT %s",
         (
             request.provider,
             request.type,
@@ -512,18 +615,65 @@ def _replayable(connection: Connection, parked_row: Mapping[str, Any]) -> Mappin
     return ledger_row or parked_row
 
 
-def replay(connection: Connection, queue: EventQueue, request: ReplayRequest) -> dict[str, Any]:
+def replay(
+    connection: Connection,
+    queue: EventQueue,
+    request: ReplayRequest,
+    deadline: Deadline | None = None,
+) -> dict[str, Any]:
+    """Send the matching ledger rows again, oldest first, each as a new event.
+
+    `{"ok": true, "nonce", "replayed": [ids sent], "more": bool}`: `more` when the
+    deadline came before every match was sent. A send that fails ends the replay:
+    `{"ok": false, "error", "kind", "nonce", "replayed": [ids sent before it]}`.
+    Either, when matches were left unsent, adds `remaining` (how many) and, for a
+    range, `resume_since`: the first unsent event's time, to replay the rest from
+    (an event sharing that moment and already sent goes again: harmless, the
+    rules are idempotent).
+    """
+    deadline = deadline or Deadline.never()
     rows = _replay_rows(connection, request)
     nonce = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
-    replayed = []
-    for row in rows:
-        envelope = _replay_envelope(row, nonce, now)
-        queue.send(envelope)
+    # All built before any is sent: a row that cannot be replayed refuses the whole request.
+    envelopes = [_replay_envelope(row, nonce, now) for row in rows]
+    replayed: list[str] = []
+    failure: HooklineError | None = None
+    for envelope in envelopes:
+        if deadline.remaining() < REPLAY_SEND_SECONDS:
+            break
+        try:
+            queue.send(envelope)
+        except HooklineError as error:
+            failure = error
+            break
+        except Exception as error:  # noqa: BLE001 - what was sent must still be answered
+            logger.exception("replay send failed unexpectedly")
+            failure = HooklineError(f"unexpected {type(error).__name__}: see the reconciler's log")
+            break
         replayed.append(envelope.event_id)
     count(Metric.EVENTS_REPLAYED, len(replayed))
-    logger.info("events replayed", extra={"nonce": nonce, "replayed": len(replayed)})
-    return {"ok": True, "nonce": nonce, "replayed": replayed}
+    left = rows[len(replayed) :]
+    answer: dict[str, Any] = {"ok": True, "nonce": nonce, "replayed": replayed}
+    if failure is None:
+        answer["more"] = bool(left)
+    else:
+        answer = {**error_answer(failure), "nonce": nonce, "replayed": replayed}
+    if left:
+        answer["remaining"] = len(left)
+        if request.event_id is None:
+            first = left[0]
+            answer["resume_since"] = (first["occurred_at"] or first["received_at"]).isoformat()
+    logger.info(
+        "events replayed",
+        extra={
+            "nonce": nonce,
+            "replayed": len(replayed),
+            "remaining": len(left),
+            "error": answer.get("error"),
+        },
+    )
+    return answer
 
 
 # --- parked events --------------------------------------------------------------------
@@ -532,37 +682,64 @@ def replay(connection: Connection, queue: EventQueue, request: ReplayRequest) ->
 def _parking(
     connection: Connection, ref: int | str, provider: str | None, *, lock: bool = False
 ) -> dict[str, Any]:
-    """The parking `ref` names: a number, else an event id's open parking, else its latest.
+    """The parking `ref` names: a number (an int, from `#N` or a JSON number), else an
+    event id's open parking, else its latest.
 
-    A digit string is a parked number when such a parking exists, else an event
-    id; with `provider`, `ref` is always an event id.
+    A digit string is a parking's number or an event id: whichever exists, and
+    refused (OperatorRefused, naming both) when each names a different parking.
+    With `provider`, a digit string is that provider's event id.
     """
     suffix = " FOR UPDATE" if lock else ""
-    as_number = provider is None and (
-        isinstance(ref, int) or (ref.isascii() and ref.isdigit() and int(ref) <= MAX_PARKED_ID)
-    )
-    if as_number:
-        row = connection.execute(
-            "SELECT * FROM parked_events WHERE id = %s" + suffix,  # noqa: S608 - constant SQL
-            (int(ref),),
-        ).fetchone()
-        if row is not None:
-            return dict(row)
-        if isinstance(ref, int):
-            raise NotFound(f"no parked event number {ref}")
-    event_id = str(ref)
+    if isinstance(ref, int):
+        row = _numbered(connection, ref, suffix)
+        if row is None or (provider is not None and row["provider"] != provider):
+            under = f" for provider {provider}" if provider else ""
+            raise NotFound(f"no parked event #{ref}{under}")
+        return row
+    digits = provider is None and ref.isascii() and ref.isdigit() and int(ref) <= MAX_PARKED_ID
+    numbered = _numbered(connection, int(ref), suffix) if digits else None
     rows = connection.execute(
         "SELECT * FROM parked_events"  # noqa: S608 - constant SQL
         " WHERE event_id = %s AND (%s::text IS NULL OR provider = %s)"
         " ORDER BY resolved_at IS NULL DESC, parked_at DESC, id DESC" + suffix,
-        (event_id, provider, provider),
+        (ref, provider, provider),
     ).fetchall()
     if not rows:
+        if numbered is not None:
+            return numbered
         under = f" for provider {provider}" if provider else ""
-        number = " and no parked event has that number" if as_number else ""
-        raise NotFound(f"event {event_id}{under} was never parked{number}")
-    _one_provider(event_id, {row["provider"] for row in rows})
+        number = " and no parked event has that number" if digits else ""
+        raise NotFound(f"event {ref}{under} was never parked{number}")
+    if numbered is not None:
+        # One parking per provider: the one its event id would name.
+        named = {row["provider"]: row for row in reversed(rows)}
+        others = [row for row in named.values() if row["id"] != numbered["id"]]
+        if others:
+            raise OperatorRefused(_ambiguous(ref, numbered, others))
+        return numbered
+    _one_provider(ref, {row["provider"] for row in rows})
     return dict(rows[0])
+
+
+def _numbered(connection: Connection, number: int, suffix: str) -> dict[str, Any] | None:
+    row = connection.execute(
+        "SELECT * FROM parked_events WHERE id = %s" + suffix,  # noqa: S608 - constant SQL
+        (number,),
+    ).fetchone()
+    return dict(row) if row is not None else None
+
+
+def _ambiguous(ref: str, numbered: Mapping[str, Any], others: list[dict[str, Any]]) -> str:
+    """ "1 is parking #1 (stripe evt_…) and the event id of parking #3 (shopify 1): use #1,
+    or --provider shopify" """
+    which = ", ".join(f"#{row['id']} ({row['provider']} {row['event_id']})" for row in others)
+    providers = "|".join(sorted(row["provider"] for row in others))
+    parkings = "parking" if len(others) == 1 else "parkings"
+    return (
+        f"{ref} is parking #{numbered['id']} ({numbered['provider']} {numbered['event_id']})"
+        f" and the event id of {parkings} {which}: use #{numbered['id']},"
+        f" or --provider {providers}"
+    )
 
 
 def parked(connection: Connection, request: ParkedRequest) -> dict[str, Any]:
@@ -592,17 +769,30 @@ def parked(connection: Connection, request: ParkedRequest) -> dict[str, Any]:
 def resolve(connection: Connection, queue: EventQueue, request: ResolveRequest) -> dict[str, Any]:
     """Close a parked event with a note; with `replay`, send it through again.
 
+    The answer names the parking (`resolved`: its number, `provider`, `event_id`),
+    when it was closed and the ledger row's status now (None without a row).
+
     Atomic: the parking is closed, and its ledger row marked `resolved`, only in
     the transaction that saw the replay accepted by SQS. If the replay cannot be
     built or sent, nothing changes and the error says why. The replay is rebuilt
     from parked_events alone (its ledger row may be gone, or never have existed).
     """
     with connection.transaction():
+        found = _parking(connection, request.id, request.provider)
+        # The ledger row's lock before the parking's: the consumer's park updates the
+        # ledger row, then inserts the parking, and opposite orders could deadlock.
+        connection.execute(
+            "SELECT 1 FROM webhook_events WHERE provider = %s AND event_id = %s FOR UPDATE",
+            (found["provider"], found["event_id"]),
+        )
         row = _parking(connection, request.id, request.provider, lock=True)
+        if (row["provider"], row["event_id"]) != (found["provider"], found["event_id"]):
+            # Only if the parkings changed between the two reads (a new one appeared).
+            raise OperatorRefused(f"parked event {request.id} changed meanwhile: try again")
         parked_id = row["id"]
         if row["resolved_at"] is not None:
             raise OperatorRefused(
-                f"parked event {parked_id} ({row['provider']} {row['event_id']}) was already"
+                f"parked event #{parked_id} ({row['provider']} {row['event_id']}) was already"
                 f" resolved at {row['resolved_at'].isoformat()}, by note {row['resolution']!r}"
             )
         answer: dict[str, Any] = {

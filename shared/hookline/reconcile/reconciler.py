@@ -36,6 +36,7 @@ from hookline.observability import count, logger
 from hookline.orphans import SettleResult, settle
 from hookline.queue import EventQueue
 from hookline.reconcile import actions
+from hookline.reconcile.actions import error_answer
 from hookline.reconcile.breaker import CircuitBreaker
 from hookline.reconcile.parking import judge, park_dead_letter
 from hookline.reconcile.recover import Recoverer, RecoveryResult, latest_checkpoints
@@ -49,12 +50,6 @@ FINISH_RESERVE_SECONDS = 10.0
 RETENTION_SECONDS = 15.0
 
 ACTIONS = tuple(actions.REQUESTS)
-
-
-def error_answer(error: HooklineError) -> dict[str, Any]:
-    """A refused or failed request's answer: one line, and the errors table's row by name."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    return {"ok": False, "error": message, "kind": type(error).__name__}
 
 
 def _lost(error: psycopg.Error) -> bool:
@@ -106,7 +101,8 @@ class Reconciler:
 
         Every operator request is answered, never raised: `{"ok": true, ...}`, or
         `{"ok": false, "error": "<one line>", "kind": "<HooklineError subclass>"}`,
-        the kind naming the errors table's row (its CLI exit code, ...).
+        the kind naming the errors table's row (its CLI exit code, ...). A replay's
+        failed answer also says what it sent (actions.replay).
         """
         scheduled = isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event"
         if scheduled and event.get("action") is None:
@@ -142,9 +138,10 @@ class Reconciler:
         if action in ("redrive", "reconcile"):
             deadline = Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS)
             return self.run(redrive_only=action == "redrive", deadline=deadline)
-        return self._operate(request)
+        # A replay stops sending in time to answer what it sent.
+        return self._operate(request, Deadline.of(context, reserve_seconds=FINISH_RESERVE_SECONDS))
 
-    def _operate(self, request: actions.Request) -> dict[str, Any]:
+    def _operate(self, request: actions.Request, deadline: Deadline) -> dict[str, Any]:
         if (
             isinstance(request, actions.ReplayRequest | actions.ResolveRequest)
             and self.queue is None
@@ -162,7 +159,7 @@ class Reconciler:
                 return actions.parked(connection, request)
             assert self.queue is not None
             if isinstance(request, actions.ReplayRequest):
-                return actions.replay(connection, self.queue, request)
+                return actions.replay(connection, self.queue, request, deadline)
             assert isinstance(request, actions.ResolveRequest)
             return actions.resolve(connection, self.queue, request)
         except psycopg.Error as error:

@@ -1,7 +1,10 @@
 """Deleting ledger rows past RETENTION_DAYS, in bounded batches.
 
-Only settled rows go (applied, stale, ignored). Failed and orphaned rows are
-still being worked on, and parked ones wait for a human.
+Only settled rows go (applied, stale, ignored, and resolved: a parked event a
+human closed is as final as an applied one). Failed and orphaned rows are still
+being worked on, and parked ones wait for a human. parked_events rows are
+never deleted: what was parked, and how it was resolved, stays on record (and
+`event` shows an event from its parking once its ledger row is gone).
 
 A batch that fails (a row the shop's own table still references, say) is
 retried row by row: the rows that cannot go are logged, counted and left
@@ -20,7 +23,7 @@ from hookline.errors import DatabaseUnavailable
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
 
-SETTLED = ("applied", "stale", "ignored")
+SETTLED = ("applied", "stale", "ignored", "resolved")
 # Stop starting batches with less than this left.
 MARGIN_SECONDS = 5.0
 
