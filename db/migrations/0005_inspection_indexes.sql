@@ -34,6 +34,11 @@ CREATE INDEX IF NOT EXISTS webhook_events_payment_intent
     ON webhook_events (provider, (payload #>> '{data,object,payment_intent}'))
     WHERE (payload #>> '{data,object,payment_intent}') IS NOT NULL;
 
+-- `replay --provider P [--since T]`: a provider's events in time order, the order a
+-- range is replayed in and resumed from (time, then event id).
+CREATE INDEX IF NOT EXISTS webhook_events_replay_range
+    ON webhook_events (provider, (coalesce(occurred_at, received_at)), event_id);
+
 -- `event`: an event's replays, by the header naming the original.
 CREATE INDEX IF NOT EXISTS webhook_events_replay_of
     ON webhook_events (provider, (headers ->> 'hookline-replay-of'))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
-from hookline.errors import QueueUnavailable
+from hookline.errors import InvalidRequest, QueueUnavailable
 from hookline.queue import EventQueue
 from hookline.reconcile import actions
 from hookline.reconcile.build import reconciler
@@ -230,19 +230,69 @@ def test_a_range_replay_stops_before_the_deadline_and_says_what_it_sent(
     deadline = Deadline(actions.REPLAY_SEND_SECONDS + 1.5, slow.clock)
     request = actions.ReplayRequest.parse("replay", {"provider": "stripe"})
     answer = actions.replay(db, slow, request, deadline)  # type: ignore[arg-type]
-    assert answer.keys() == {"ok", "nonce", "replayed", "more", "remaining", "resume_since"}
+    assert answer.keys() == {
+        "ok",
+        "nonce",
+        "replayed",
+        "more",
+        "remaining",
+        "resume_since",
+        "resume_after",
+    }
     assert (answer["ok"], answer["more"], answer["remaining"]) == (True, True, 1)
     assert replayed_originals(answer) == [first.event_id, second.event_id]
     assert len(pipeline.stack.messages()) == 2  # exactly what it says it sent
-    assert datetime.fromisoformat(answer["resume_since"]) == third.occurred_at
+    # Where to go on: after the last one sent.
+    assert datetime.fromisoformat(answer["resume_since"]) == second.occurred_at
+    assert answer["resume_after"] == second.event_id
     # Going on from there sends the rest, and says it is complete.
     rest = actions.ReplayRequest.parse(
-        "replay", {"provider": "stripe", "since": answer["resume_since"]}
+        "replay",
+        {"provider": "stripe", "since": answer["resume_since"], "after": answer["resume_after"]},
     )
     done = actions.replay(db, slow, rest, Deadline.never())  # type: ignore[arg-type]
     assert done.keys() == {"ok", "nonce", "replayed", "more"}
     assert (replayed_originals(done), done["more"]) == ([third.event_id], False)
     assert done["nonce"] != answer["nonce"]  # every request replays anew
+
+
+def test_a_range_cut_short_among_events_of_one_moment_resumes_without_repeating(
+    pipeline: Pipeline, db: Any
+) -> None:
+    """Stripe's times are whole seconds: many events can share one. Resuming from a
+    time alone would send the same first ones again, forever, when the invocation
+    has room for fewer than share it."""
+    same_moment = [
+        events.stripe("payment_intent.succeeded", intent=f"pi_m{n}", order_id="order-1001", at=0)
+        for n in range(5)
+    ]
+    pipeline.send(same_moment)
+    pipeline.drain()
+    slow = SlowQueue(EventQueue(pipeline.stack.queue_url, pipeline.stack.sqs))
+    request: dict[str, Any] = {"provider": "stripe"}
+    sent: list[str] = []
+    for _ in range(3):
+        # Time for two sends each.
+        deadline = Deadline(slow.now + actions.REPLAY_SEND_SECONDS + 1.5, slow.clock)
+        parsed = actions.ReplayRequest.parse("replay", request)
+        answer = actions.replay(db, slow, parsed, deadline)  # type: ignore[arg-type]
+        sent += replayed_originals(answer)
+        if not answer["more"]:
+            break
+        request = {
+            "provider": "stripe",
+            "since": answer["resume_since"],
+            "after": answer["resume_after"],
+        }
+    assert sorted(sent) == sorted(event.event_id for event in same_moment)
+    assert len(pipeline.stack.messages()) == 5
+
+
+def test_after_goes_with_since_and_not_with_one_event() -> None:
+    with pytest.raises(InvalidRequest, match="give since"):
+        actions.ReplayRequest.parse("replay", {"provider": "stripe", "after": "evt_1"})
+    with pytest.raises(InvalidRequest, match="drop type, since, until and after"):
+        actions.ReplayRequest.parse("replay", {"event_id": "evt_1", "after": "evt_0"})
 
 
 def test_a_replay_with_no_time_left_sends_nothing(
@@ -290,6 +340,7 @@ def test_a_send_that_fails_partway_answers_what_was_sent(
         "replayed": sent,
         "remaining": 2,
         "resume_since": answer["resume_since"],
+        "resume_after": first.event_id,
     }
     assert replayed_originals(answer) == [first.event_id]
     assert len(pipeline.stack.messages()) == 1

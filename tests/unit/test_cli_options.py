@@ -423,17 +423,24 @@ def test_a_replay_the_deadline_stopped_says_what_was_sent_and_how_to_go_on(
     output = capsys.readouterr()
     assert json.loads(output.out) == reached.answer
     assert "2 sent, the rest of the range was not" in output.err
-    # The reconciler's count of the rest and the first unsent event's time: the command.
-    reached.answer |= {"remaining": 3, "resume_since": "2026-03-01T09:14:03+00:00"}
+    # The reconciler's count of the rest and the last sent one's position: the command.
+    reached.answer |= {"remaining": 3, "resume_since": "2026-03-01T09:14:03+00:00",
+                       "resume_after": "evt_2"}  # fmt: skip
     assert main(["replay", "--provider", "stripe", "--type", "charge.refunded",
                  "--until", "2026-03-02", "--stack", "prod"]) == 1  # fmt: skip
     (line,) = capsys.readouterr().err.splitlines()
     assert "2 sent, the other 3 were not; send them with `" in line
     assert line.endswith(
         "hookline replay --provider stripe --type"
-        " charge.refunded --since 2026-03-01T09:14:03+00:00 --until 2026-03-02T00:00:00+00:00"
-        " --stack prod`"
+        " charge.refunded --since 2026-03-01T09:14:03+00:00 --after-id evt_2"
+        " --until 2026-03-02T00:00:00+00:00 --stack prod`"
     )
+    # That command sends the position on, as the reconciler's `after`.
+    reached.answer = {"ok": True, "nonce": "n2", "replayed": [], "more": False}
+    assert main(["replay", "--provider", "stripe", "--since", "2026-03-01T09:14:03+00:00",
+                 "--after-id", "evt_2"]) == 0  # fmt: skip
+    assert reached.requests[-1][1]["after"] == "evt_2"
+    assert main(["replay", "--provider", "stripe", "--after-id", "evt_2"]) == 2
 
 
 def test_a_replay_that_failed_partway_lists_what_went_out(
@@ -488,9 +495,14 @@ def test_no_local_stack_suggests_make_run_only_beside_the_makefile(
     monkeypatch.chdir(tmp_path)
     assert main(["status", "--data-dir", str(tmp_path)]) == 3
     error = capsys.readouterr().err
-    assert "local`), or name a deployed one" in error
+    # The start it suggests names the same folder: run as printed, the retry finds it.
+    assert f"local --data-dir {tmp_path}`), or name a deployed one" in error
     assert "make run" not in error
     (tmp_path / "template.yaml").write_text("Resources: {}\n")
     (tmp_path / "Makefile").write_text("run:\n")
     assert main(["status", "--data-dir", str(tmp_path)]) == 3
+    assert f'local --data-dir {tmp_path}` or `make run ARGS="--data-dir {tmp_path}"`), or name' in (
+        capsys.readouterr().err
+    )
+    assert main(["status"]) == 3
     assert "local` or `make run`), or name" in capsys.readouterr().err

@@ -63,6 +63,11 @@ def _original(replay_id: str) -> str:
 @click.option("--type", "event_type", metavar="TYPE", help="Only this event type.")
 @click.option("--since", type=Moment(), help="Occurred at or after (ISO 8601, or 30m, 2h, 1d).")
 @click.option("--until", type=Moment(), help="Occurred before (ISO 8601, or 30m, 2h, 1d).")
+@click.option(
+    "--after-id",
+    metavar="EVENT_ID",
+    help="With --since: resume after this event at that moment (what a replay cut short prints).",
+)
 @remote_options
 def replay_command(
     event_id: str | None,
@@ -70,6 +75,7 @@ def replay_command(
     event_type: str | None,
     since: str | None,
     until: str | None,
+    after_id: str | None,
 ) -> None:
     """Replay one event (EVENT_ID), or a range (--provider with --type, --since,
     --until), oldest first. Each replay is a new event <id>:replay:<nonce> sent
@@ -80,6 +86,8 @@ def replay_command(
     check_range(since, until)
     if event_id is None and provider is None:
         raise click.UsageError("name an EVENT_ID, or a range with --provider")
+    if after_id is not None and since is None:
+        raise click.UsageError("--after-id resumes a range at --since: give --since too")
     request = {
         "action": "replay",
         "event_id": event_id,
@@ -87,6 +95,7 @@ def replay_command(
         "type": event_type,
         "since": since,
         "until": until,
+        "after": after_id,
     }
     invoke = reconciler()
     if event_id is not None:
@@ -123,11 +132,13 @@ def _rest(answer: Mapping[str, Any], replayed: list[str], request: Mapping[str, 
     counted = isinstance(remaining, int) and not isinstance(remaining, bool)
     rest = f"the other {remaining} were not" if counted else "the rest of the range was not"
     resume = answer.get("resume_since")
+    after = answer.get("resume_after")
     if isinstance(resume, str) and resume:
-        # From the first one not sent (one sharing its moment goes again: harmless).
+        # Exactly the rest: after the last one sent, at its moment.
         words = ["replay", "--provider", str(request["provider"])]
         words += ["--type", str(request["type"])] if request.get("type") else []
         words += ["--since", resume]
+        words += ["--after-id", after] if isinstance(after, str) and after else []
         words += ["--until", str(request["until"])] if request.get("until") else []
         return f"{rest}; send them with `{again(*words)}`"
     original = _original(replayed[-1]) if replayed else None

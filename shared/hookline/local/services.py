@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import shlex
 import signal
@@ -236,7 +235,8 @@ def _psutil() -> Any:
 
 # Postmasters this process started and has not stopped yet: `stop_now` ends them
 # when a second Ctrl-C leaves no time for a clean stop.
-_STARTED: set[int] = set()
+# psutil's Process remembers its start time: a pid reused since is never signalled.
+_STARTED: dict[int, Any] = {}
 
 
 def stop_now() -> list[int]:
@@ -244,11 +244,13 @@ def stop_now() -> list[int]:
 
     For a process about to `os._exit`: no clean stop, but nothing left running
     (the next start runs crash recovery, and the data is kept)."""
+    psutil = _psutil()
     stopped = []
-    for pid in sorted(_STARTED):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGQUIT)
-            stopped.append(pid)
+    for pid, process in sorted(_STARTED.items()):
+        with contextlib.suppress(psutil.Error):
+            if process.is_running():
+                process.send_signal(signal.SIGQUIT)
+                stopped.append(pid)
     _STARTED.clear()
     return stopped
 
@@ -385,12 +387,13 @@ class _Postgres:
                 f"{error.output.strip()}; {log} says: {tail}"
             ) from None
         self.pid = self.postmaster_pid() or 0
-        if self.pid:
-            _STARTED.add(self.pid)
+        process = self._ours(self.pid) if self.pid else None
+        if process is not None:
+            _STARTED[self.pid] = process
 
     def stop(self) -> None:
         """Stop the server and wait until its postmaster is gone."""
-        _STARTED.discard(self.pid)
+        _STARTED.pop(self.pid, None)
         psutil = _psutil()
         process = self._ours(self.pid) if self.pid else None
         if process is None:

@@ -248,6 +248,9 @@ class ReplayRequest(_Window):
     event_id: EventId = None
     provider: Provider = None
     type: Annotated[str | None, _text("an event type", 200)] = None
+    # With `since`: resume strictly after this event at that moment (a replay cut
+    # short answers both), so events sharing one moment are never sent forever again.
+    after: EventId = None
 
     @model_validator(mode="after")
     def _range_names_a_provider(self) -> Self:
@@ -255,9 +258,13 @@ class ReplayRequest(_Window):
             raise PydanticCustomError(
                 "hookline", "give event_id, or provider for a range (with type, since, until)"
             )
-        if self.event_id is not None and (self.type or self.since or self.until):
+        if self.event_id is not None and (self.type or self.since or self.until or self.after):
             raise PydanticCustomError(
-                "hookline", "event_id replays that one event: drop type, since and until"
+                "hookline", "event_id replays that one event: drop type, since, until and after"
+            )
+        if self.after is not None and self.since is None:
+            raise PydanticCustomError(
+                "hookline", "after resumes a range at since: give since (resume_since) too"
             )
         return self
 
@@ -556,8 +563,10 @@ def _select_replay_rows(connection: Connection, request: ReplayRequest) -> list[
         " AND (%s::text IS NULL OR event_type = %s)"
         " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) >= %s)"
         " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) < %s)"
+        " AND (%s::text IS NULL OR (coalesce(occurred_at, received_at), event_id) > (%s, %s))"
         " AND event_id NOT LIKE '%%:replay:%%'"
-        # Oldest first, in a stable order: one cut short resumes from a time (resume_since).
+        # Oldest first, in a stable order: one cut short resumes from the position of
+        # the last one sent (resume_since, resume_after), with this same comparison.
         " ORDER BY coalesce(occurred_at, received_at), event_id LIMIT %s",
         (
             request.provider,
@@ -567,6 +576,9 @@ def _select_replay_rows(connection: Connection, request: ReplayRequest) -> list[
             request.since,
             request.until,
             request.until,
+            request.after,
+            request.since,
+            request.after,
             MAX_REPLAY + 1,
         ),
     ).fetchall()
@@ -627,9 +639,9 @@ def replay(
     deadline came before every match was sent. A send that fails ends the replay:
     `{"ok": false, "error", "kind", "nonce", "replayed": [ids sent before it]}`.
     Either, when matches were left unsent, adds `remaining` (how many) and, for a
-    range, `resume_since`: the first unsent event's time, to replay the rest from
-    (an event sharing that moment and already sent goes again: harmless, the
-    rules are idempotent).
+    range, where to resume: `resume_since` and `resume_after`, the position of the
+    last event sent (the same request with `since`/`after` set to them sends
+    exactly the rest), or with none sent, the request's own position.
     """
     deadline = deadline or Deadline.never()
     rows = _replay_rows(connection, request)
@@ -662,8 +674,7 @@ def replay(
     if left:
         answer["remaining"] = len(left)
         if request.event_id is None:
-            first = left[0]
-            answer["resume_since"] = (first["occurred_at"] or first["received_at"]).isoformat()
+            answer.update(_resume_at(rows[len(replayed) - 1] if replayed else None, request))
     logger.info(
         "events replayed",
         extra={
@@ -674,6 +685,15 @@ def replay(
         },
     )
     return answer
+
+
+def _resume_at(last_sent: Mapping[str, Any] | None, request: ReplayRequest) -> dict[str, str]:
+    """Where a range cut short goes on: after the last event sent, else where it began."""
+    if last_sent is not None:
+        moment = last_sent["occurred_at"] or last_sent["received_at"]
+        return {"resume_since": moment.isoformat(), "resume_after": last_sent["event_id"]}
+    position = {"resume_since": request.since.isoformat()} if request.since else {}
+    return {**position, **({"resume_after": request.after} if request.after else {})}
 
 
 # --- parked events --------------------------------------------------------------------

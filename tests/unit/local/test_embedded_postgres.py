@@ -57,3 +57,33 @@ def test_the_socket_is_for_its_owner_only_even_outside_the_data_folder(tmp_path:
         assert sockets, server.url
         assert not Path(socket_dir).is_relative_to(long_folder)  # the case at hand
         assert all(path.stat().st_mode & 0o077 == 0 for path in sockets)
+
+
+def test_stop_now_signals_only_a_server_still_running_as_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second Ctrl-C stops the servers this process started at once, but never a
+    process that merely has the pid now (the server ended, the pid was reused)."""
+    import subprocess
+    import sys
+
+    import psutil  # type: ignore[import-untyped]
+
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # What was recorded for a server that ended, whose pid `other` has now:
+        # the same pid, another start time (psutil's identity of a process).
+        reused = psutil.Process(other.pid)
+        reused._ident = (other.pid, reused.create_time() - 3600)
+        monkeypatch.setattr(
+            services, "_STARTED", {ours.pid: psutil.Process(ours.pid), other.pid: reused}
+        )
+        assert services.stop_now() == [ours.pid]
+        assert ours.wait(10) == -3  # SIGQUIT: PostgreSQL's immediate shutdown
+        assert other.poll() is None  # untouched
+        assert services._STARTED == {}
+    finally:
+        for process in (ours, other):
+            process.kill()
+            process.wait()
