@@ -251,13 +251,14 @@ def test_status_with_no_local_stack_says_how_to_start_one(tmp_path: Path) -> Non
     result = hookline("status", "--data-dir", str(tmp_path))
     assert result.returncode == 3
     line = one_line_error(result, "status")
-    assert "no local stack is running (start one with `" in line
-    assert "local` or `make run`)" in line
+    # The start it suggests names the same folder, so the command retried finds it.
+    assert f"no local stack is running in {tmp_path} (start one with `" in line
+    assert f'local --data-dir {tmp_path}` or `make run ARGS="--data-dir {tmp_path}"`)' in line
     # Away from the checkout `make run` does not work: only the command that does.
     away = hookline("status", "--data-dir", str(tmp_path), cwd=tmp_path)
     assert away.returncode == 3
     line = one_line_error(away, "status")
-    assert f"(start one with `{HOOKLINE} local`), or name a deployed one" in line
+    assert f"(start one with `{HOOKLINE} local --data-dir {tmp_path}`), or name a" in line
 
 
 @pytest.mark.parametrize(

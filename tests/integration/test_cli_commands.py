@@ -90,8 +90,8 @@ def test_status_without_a_running_stack_says_how_to_start_one(
 ) -> None:
     assert main(["status", "--data-dir", str(tmp_path)]) == 3
     error = capsys.readouterr().err
-    assert error.startswith("hookline status: no local stack is running (start one with `")
-    assert "hookline local` or `make run`)" in error
+    assert error.startswith(f"hookline status: no local stack is running in {tmp_path} (start")
+    assert f"hookline local --data-dir {tmp_path}` or `make run ARGS=" in error
 
 
 def test_send_to_nothing_says_what_to_start_and_sends_nothing(
