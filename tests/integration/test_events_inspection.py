@@ -413,7 +413,7 @@ BAD_REQUESTS = [
     (
         {"action": "replay", "event_id": "evt_1", "since": "2026-01-01"},
         "InvalidRequest",
-        "replay: event_id replays that one event: drop type, since and until",
+        "replay: event_id replays that one event: drop type, since, until and after",
     ),
     (
         {"action": "explode"},
@@ -521,7 +521,7 @@ def test_an_inspection_that_takes_too_long_is_answered_in_one_line(
     assert ok(reconcile({"action": "events"}))["events"] == []  # the connection goes on
 
 
-def plan(db: Any, query: Any, params: dict[str, Any]) -> str:
+def plan(db: Any, query: Any, params: Any) -> str:
     statement = psycopg.sql.SQL(query) if isinstance(query, str) else query
     rows = db.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params).fetchall()
     return "\n".join(row["QUERY PLAN"] for row in rows)
@@ -550,6 +550,15 @@ def test_inspection_reads_are_index_lookups(db: Any) -> None:
         assert "Seq Scan" not in shown, (fields, shown)
     key = {"provider": "stripe", "id": "evt_1"}
     assert " webhook_events_replay_of " in plan(db, actions.REPLAYS, key)
+    # A replay range, resumed after a position: the range's own index, in its order.
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    replay_range = plan(
+        db,
+        actions.REPLAY_RANGE,
+        ("stripe", None, None, since, since, None, None, "evt_1", since, "evt_1", 1001),
+    )
+    assert " webhook_events_replay_range " in replay_range
+    assert "Sort" not in replay_range
     lookup = plan(db, actions.event_lookup(None), key)
     assert " webhook_events_pkey " in lookup
     assert " parked_events_event " in lookup

@@ -545,6 +545,21 @@ def _replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[st
         return _select_replay_rows(connection, request)
 
 
+# A provider's events oldest first, in a stable order: one cut short resumes from the
+# position of the last one sent (resume_since, resume_after), with this same
+# comparison. `NOT LIKE '%:replay:%'` is also the predicate of its index
+# (webhook_events_replay_range, migration 0005).
+REPLAY_RANGE = (
+    "SELECT * FROM webhook_events WHERE provider = %s"
+    " AND (%s::text IS NULL OR event_type = %s)"
+    " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) >= %s)"
+    " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) < %s)"
+    " AND (%s::text IS NULL OR (coalesce(occurred_at, received_at), event_id) > (%s, %s))"
+    " AND event_id NOT LIKE '%%:replay:%%'"
+    " ORDER BY coalesce(occurred_at, received_at), event_id LIMIT %s"
+)
+
+
 def _select_replay_rows(connection: Connection, request: ReplayRequest) -> list[dict[str, Any]]:
     if request.event_id is not None:
         rows = connection.execute(
@@ -559,15 +574,7 @@ def _select_replay_rows(connection: Connection, request: ReplayRequest) -> list[
         _one_provider(request.event_id, {row["provider"] for row in rows})
         return rows
     rows = connection.execute(
-        "SELECT * FROM webhook_events WHERE provider = %s"
-        " AND (%s::text IS NULL OR event_type = %s)"
-        " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) >= %s)"
-        " AND (%s::timestamptz IS NULL OR coalesce(occurred_at, received_at) < %s)"
-        " AND (%s::text IS NULL OR (coalesce(occurred_at, received_at), event_id) > (%s, %s))"
-        " AND event_id NOT LIKE '%%:replay:%%'"
-        # Oldest first, in a stable order: one cut short resumes from the position of
-        # the last one sent (resume_since, resume_after), with this same comparison.
-        " ORDER BY coalesce(occurred_at, received_at), event_id LIMIT %s",
+        REPLAY_RANGE,
         (
             request.provider,
             request.type,
