@@ -15,22 +15,11 @@ from psycopg.types.json import Jsonb
 
 from hookline.database import Connection
 from hookline.envelope import Envelope
+from hookline.inspection import LedgerStatus as LedgerStatus
 from hookline.payloads import Stored
 from hookline.storable import storable_text
 
 MAX_ERROR_CHARS = 1000
-
-
-class LedgerStatus(StrEnum):
-    RECEIVED = "received"
-    APPLIED = "applied"
-    STALE = "stale"
-    IGNORED = "ignored"
-    ORPHANED = "orphaned"
-    PARKED = "parked"
-    # Was parked; a human closed its parking (`hookline parked resolve`).
-    RESOLVED = "resolved"
-    FAILED = "failed"
 
 
 # A row in one of these states was handled; a redelivery is a no-op. `failed`

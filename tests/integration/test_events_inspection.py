@@ -16,27 +16,17 @@ from typing import Any
 import psycopg
 import pytest
 from hookline.errors import error_class
+from hookline.inspection import EVENT_FIELDS
 from hookline.reconcile import actions
-from hookline.reconcile.actions import EVENT_FIELDS
 
 from tests.conftest import UNREACHABLE_DATABASE, point_reconciler_at
 from tests.support import events
+from tests.support.events import poison
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
 
 Handler = Any
 BASE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-def poison(event_id: str) -> Any:
-    """An event that fails on its own every attempt: the consumer parks it."""
-    return events.envelope(
-        "stripe",
-        "payment_intent.succeeded",
-        "pi_poison",
-        {"id": event_id, "data": {"object": {"id": "pi_poison", "amount": "lots"}}},
-        event_id=event_id,
-    )
 
 
 @dataclass

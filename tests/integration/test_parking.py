@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from tests.support import events
+from tests.support.events import poison
 from tests.support.interleave import Contender, Row, interleave
 from tests.support.pipeline import Pipeline
 from tests.support.postgres import insert_order
@@ -186,16 +187,6 @@ def put_dead_letter(pipeline: Pipeline, item: Envelope, redrives: int) -> None:
         MessageAttributes={
             "hookline-redrives": {"DataType": "Number", "StringValue": str(redrives)}
         },
-    )
-
-
-def poison(event_id: str = "evt_poison") -> Envelope:
-    return events.envelope(
-        "stripe",
-        "payment_intent.succeeded",
-        "pi_poison",
-        {"id": event_id, "data": {"object": {"id": "pi_poison", "amount": "lots"}}},
-        event_id=event_id,
     )
 
 

@@ -43,6 +43,18 @@ def envelope(
     )
 
 
+def poison(event_id: str = "evt_poison") -> Envelope:
+    """A Stripe event that fails on its own every attempt (an amount that is not a
+    number): the consumer parks it."""
+    return envelope(
+        "stripe",
+        "payment_intent.succeeded",
+        "pi_poison",
+        {"id": event_id, "data": {"object": {"id": "pi_poison", "amount": "lots"}}},
+        event_id=event_id,
+    )
+
+
 STRIPE_INTENT_STATUS = {
     "payment_intent.created": "requires_payment_method",
     "payment_intent.processing": "processing",

@@ -307,10 +307,20 @@ def test_data_dir_given_to_the_events_group_names_the_local_stack(
 
 
 def test_the_cli_s_limit_is_the_reconciler_s() -> None:
-    from hookline.cli import events
+    import click
+    from hookline.cli.events import events_group
+    from hookline.errors import InvalidRequest
+    from hookline.inspection import DEFAULT_LIMIT, MAX_LIMIT
     from hookline.reconcile import actions
 
-    assert (events.MAX_LIMIT, events.DEFAULT_LIMIT) == (actions.MAX_LIMIT, actions.DEFAULT_LIMIT)
+    listing = events_group.commands["list"]
+    (limit,) = [param for param in listing.params if param.name == "limit"]
+    assert isinstance(limit.type, click.IntRange)
+    assert (limit.type.max, limit.default) == (MAX_LIMIT, DEFAULT_LIMIT)
+    # What the CLI offers, the reconciler accepts, and no more.
+    assert actions.EventsRequest.parse("events", {"limit": MAX_LIMIT}).limit == MAX_LIMIT
+    with pytest.raises(InvalidRequest):
+        actions.EventsRequest.parse("events", {"limit": MAX_LIMIT + 1})
 
 
 @pytest.mark.parametrize(

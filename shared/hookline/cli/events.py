@@ -8,31 +8,11 @@ from typing import Any
 
 import click
 
-from hookline.cli.options import Group, emit, printable, reconciler, remote_options, table
+from hookline.cli.options import Group, cell, emit, reconciler, remote_options, table, when
 from hookline.cli.times import Moment, check_range
+from hookline.inspection import DEFAULT_LIMIT, EVENT_FIELDS, MAX_LIMIT, LedgerStatus
 
-STATUSES = ("applied", "stale", "ignored", "orphaned", "parked", "resolved", "failed", "received")
-DEFAULT_LIMIT = 50
-# The reconciler's bound (hookline.reconcile.actions.MAX_LIMIT, which imports pydantic and
-# psycopg: not loaded to print help); tests/unit/test_cli_options.py checks they agree.
-MAX_LIMIT = 500
-
-
-def cell(value: Any) -> str:
-    """A value as shown to a person: control characters escaped (an id may carry any)."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
-    return printable(str(value))
-
-
-def _when(value: Any) -> str:
-    """An ISO time, shortened for a table (seconds, no offset: the reconciler answers UTC)."""
-    text = cell(value)
-    return text[:19].replace("T", " ") if len(text) >= 19 else text
+STATUSES = tuple(LedgerStatus)
 
 
 def render_list(answer: Mapping[str, Any]) -> str:
@@ -41,7 +21,7 @@ def render_list(answer: Mapping[str, Any]) -> str:
         return "no events match"
     rows = [
         [
-            _when(e.get("received_at")),
+            when(e.get("received_at")),
             cell(e.get("provider")),
             cell(e.get("event_id")),
             cell(e.get("event_type")),
@@ -70,18 +50,8 @@ def _section(title: str, fields: Mapping[str, Any], keys: list[str] | None = Non
     return lines
 
 
-LEDGER_KEYS = [
-    "provider",
-    "event_id",
-    "event_type",
-    "status",
-    "object_id",
-    "order_id",
-    "occurred_at",
-    "received_at",
-    "processed_at",
-]
 _SHOWN_APART = {"payment", "order", "parked", "replays", "payload", "last_error", "attempts"}
+LEDGER_KEYS = [name for name in EVENT_FIELDS if name not in _SHOWN_APART]
 
 
 def render_event(answer: Mapping[str, Any]) -> str:

@@ -8,10 +8,10 @@ from typing import Any, NoReturn
 
 import click
 
-from hookline.cli.events import cell
 from hookline.cli.options import (
     Command,
     again,
+    cell,
     echo_json,
     emit,
     fail,

@@ -448,6 +448,23 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
+def cell(value: Any) -> str:
+    """A value as shown to a person: control characters escaped (an id may carry any)."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return printable(str(value))
+
+
+def when(value: Any) -> str:
+    """An ISO time, shortened for a table (seconds, no offset: the reconciler answers UTC)."""
+    text = cell(value)
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """Columns as wide as their widest cell; the last one left ragged; controls escaped."""
     shown = [[printable(str(cell)) for cell in row] for row in [headers, *rows]]

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from hookline.cli.events import DEFAULT_LIMIT, MAX_LIMIT, cell
 from hookline.cli.options import (
     Group,
     again,
+    cell,
     emit,
     limit_option,
     reconciler,
@@ -19,14 +19,11 @@ from hookline.cli.options import (
     shared,
     steering,
     table,
+    when,
 )
+from hookline.inspection import DEFAULT_LIMIT, MAX_LIMIT
 
 _SHOWN_APART = ("payload", "last_error")
-
-
-def _when(value: Any) -> str:
-    text = "-" if value is None else str(value)
-    return text[:19].replace("T", " ") if len(text) >= 19 else text
 
 
 def render_list(answer: Mapping[str, Any]) -> str:
@@ -38,7 +35,7 @@ def render_list(answer: Mapping[str, Any]) -> str:
         [
             [
                 str(r.get("id")),
-                _when(r.get("parked_at")),
+                when(r.get("parked_at")),
                 cell(r.get("provider")),
                 cell(r.get("event_id")),
                 cell(r.get("event_type")),

@@ -57,7 +57,7 @@ from hookline.database import Connection
 from hookline.deadline import Deadline
 from hookline.envelope import MAX_EVENT_ID_CHARS, RECOVERED_HEADER, REPLAY_OF_HEADER, Envelope
 from hookline.errors import HooklineError, InvalidRequest, NotFound, OperatorRefused
-from hookline.ledger import LedgerStatus
+from hookline.inspection import DEFAULT_LIMIT, EVENT_FIELDS, MAX_LIMIT, LedgerStatus
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
 from hookline.queue import EventQueue
@@ -72,28 +72,12 @@ MAX_REPLAY = 1000
 # One SQS send's worst case under hookline.aws.CLIENT_CONFIG (3 attempts of 2 s
 # connect and 5 s read, and backoff): a send is not started with less left.
 REPLAY_SEND_SECONDS = 25.0
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 # A parked_events id is a bigint: a larger number can only be an event id.
 MAX_PARKED_ID = 2**63 - 1
 MAX_TEXT_CHARS = 2000
 # The parked list's last_error is a summary for a table; `parked show` has it whole.
 ERROR_SUMMARY_CHARS = 120
 
-# The ledger fields every event answer carries, in this order.
-EVENT_FIELDS = (
-    "provider",
-    "event_id",
-    "event_type",
-    "status",
-    "object_id",
-    "order_id",
-    "occurred_at",
-    "received_at",
-    "processed_at",
-    "attempts",
-    "last_error",
-)
 _EVENT_COLUMNS = ", ".join(f"e.{name}" for name in EVENT_FIELDS)
 
 # The payment an event touched: its object id, or, for Stripe's charge and
