@@ -47,8 +47,8 @@ from crhelper import CfnResource
 from psycopg.rows import dict_row
 
 from hookline.aws import CLIENT_CONFIG
-from hookline.consumer.build import database_conninfo
 from hookline.database import describe, enter_schema, well_formed
+from hookline.database_setup import database_conninfo
 from hookline.errors import HooklineError, MigrationError, ServiceUnavailable
 from hookline.metric_names import Metric
 from hookline.migrate import (

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.types.json import Jsonb
 
-from hookline.database import Connection
+from hookline.database import Connection, StatementQueue
 from hookline.envelope import Envelope
 from hookline.inspection import LedgerStatus as LedgerStatus
 from hookline.payloads import Stored
@@ -68,39 +68,77 @@ class FailureKind(StrEnum):
     PERMANENT = "permanent"
 
 
+_CLAIM = (
+    "INSERT INTO webhook_events (provider, event_id, event_type, object_id, occurred_at,"
+    " received_at, status, headers, payload, raw_body)"
+    " VALUES (%s, %s, %s, %s, %s, %s, 'received', %s, %s, %s)"
+    " ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1"
+)
+# The row a redelivery finds, locked. Run after the INSERT, with its own snapshot,
+# so a row another transaction committed meanwhile is seen. Never the row this
+# transaction just inserted ('received', and no lock needed on it): a committed
+# 'received' row (a handler that ran COMMIT) is found by `_EXISTING`.
+_EXISTING_HANDLED = (
+    "SELECT status FROM webhook_events"
+    " WHERE provider = %s AND event_id = %s AND status <> 'received' FOR UPDATE"
+)
+_EXISTING = "SELECT status FROM webhook_events WHERE provider = %s AND event_id = %s FOR UPDATE"
+
+
+class PendingClaim:
+    """A claim sent with whatever else its queue holds (BEGIN, the session's facts)."""
+
+    def __init__(self, queue: StatementQueue, envelope: Envelope, stored: Stored) -> None:
+        self._queue = queue
+        self._envelope = envelope
+        key = (envelope.provider, envelope.event_id)
+        self._inserted = queue.add(
+            _CLAIM, (*_identity(envelope), Jsonb(envelope.headers), stored.payload, stored.raw_body)
+        )
+        self._handled = queue.add(_EXISTING_HANDLED, key)
+
+    def result(self) -> Claim:
+        if self._inserted.one() is not None:
+            return Claim(run=True)
+        row = self._handled.one()
+        if row is None:
+            # A committed 'received' row, or none (deleted by retention since the INSERT).
+            key = (self._envelope.provider, self._envelope.event_id)
+            row = self._queue.add(_EXISTING, key).one()
+        if row is None:  # deleted by retention between the statements: nothing to redo
+            return Claim(run=False)
+        existing = LedgerStatus(row["status"])
+        return Claim(run=existing not in FINAL, existing=existing)
+
+
+def send_claim(queue: StatementQueue, envelope: Envelope, stored: Stored) -> PendingClaim:
+    """Queue the claim: insert the event's row, or lock the existing one."""
+    return PendingClaim(queue, envelope, stored)
+
+
 def claim(connection: Connection, envelope: Envelope, stored: Stored) -> Claim:
     """Insert the event's row, or lock the existing one (inside the apply transaction)."""
-    inserted = connection.execute(
-        "INSERT INTO webhook_events (provider, event_id, event_type, object_id, occurred_at,"
-        " received_at, status, headers, payload, raw_body)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'received', %s, %s, %s)"
-        " ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1",
-        (*_identity(envelope), Jsonb(envelope.headers), stored.payload, stored.raw_body),
-    ).fetchone()
-    if inserted is not None:
-        return Claim(run=True)
-    row = connection.execute(
-        "SELECT status FROM webhook_events WHERE provider = %s AND event_id = %s FOR UPDATE",
-        (envelope.provider, envelope.event_id),
-    ).fetchone()
-    if row is None:  # deleted by retention between the two statements: nothing to redo
-        return Claim(run=False)
-    existing = LedgerStatus(row["status"])
-    return Claim(run=existing not in FINAL, existing=existing)
+    queue = StatementQueue(connection)
+    return send_claim(queue, envelope, stored).result()
 
 
 def finish(
-    connection: Connection,
+    connection: Connection | StatementQueue,
     envelope: Envelope,
     status: LedgerStatus,
     *,
     order_id: str | None = None,
 ) -> None:
-    connection.execute(
+    """Record how the event ended; on a queue, it travels with the commit."""
+    query: LiteralString = (
         "UPDATE webhook_events SET status = %s, order_id = %s, processed_at = now(),"
-        " attempts = attempts + 1, last_error = NULL WHERE provider = %s AND event_id = %s",
-        (status.value, order_id, envelope.provider, envelope.event_id),
+        " attempts = attempts + 1, last_error = NULL WHERE provider = %s AND event_id = %s"
     )
+    params = (status.value, order_id, envelope.provider, envelope.event_id)
+    if isinstance(connection, StatementQueue):
+        connection.add(query, params)
+    else:
+        connection.execute(query, params)
 
 
 def record_failure(

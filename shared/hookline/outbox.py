@@ -25,14 +25,20 @@ search_path or ended the transaction is caught before the callbacks run
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from hookline.database import QUERY_CANCELED, SCHEMA_SETTING, Connection, describe
+from hookline.database import (
+    QUERY_CANCELED,
+    SCHEMA_SETTING,
+    Connection,
+    StatementQueue,
+    describe,
+)
 from hookline.deadline import Deadline
 from hookline.errors import CallbackFailed, OutOfTime, SessionChanged
 from hookline.locks import RowLocks
@@ -55,9 +61,10 @@ NOTIFY_QUEUE_LIMIT = 0.5
 CALLBACK_FAILED_METRIC = Metric.ORDER_CALLBACK_FAILED
 NOTIFY_SKIPPED_METRIC = Metric.ORDER_NOTIFY_SKIPPED
 
-# One round trip before the callbacks: the transaction and search_path they must
-# leave as they are, hookline's schema (SCHEMA_SETTING, set on each session
-# hookline opens), and how full the NOTIFY queue is.
+# Sent with the event's first statements (BEGIN, the ledger row): the transaction
+# and search_path a handler and the callbacks must leave as they are, hookline's
+# schema (SCHEMA_SETTING, set on each session hookline opens), and how full the
+# NOTIFY queue is.
 _SESSION_QUERY = (
     "SELECT pg_current_xact_id()::text AS xid, current_setting('search_path') AS search_path,"
     " nullif(current_setting(%(setting)s, true), '') AS configured,"
@@ -125,19 +132,36 @@ class Outbox:
 
     Open it as soon as the code hookline does not own (a handler) is done, inside
     the transaction; `publish` after every write to orders, last before commit.
+
+    With a `queue` (the applier's), the session's facts travel with the statements
+    already queued (BEGIN and the ledger row) and the NOTIFY with the commit; the
+    caller sends the queue. Without one, they are sent at once.
     """
 
-    def __init__(self, locks: RowLocks) -> None:
+    def __init__(self, locks: RowLocks, queue: StatementQueue | None = None) -> None:
         """Raises SessionChanged if the session is not hookline's any more: a handler
-        ended the transaction or moved the search_path (the event's own failure)."""
+        ended the transaction or moved the search_path (the event's own failure);
+        with a `queue`, when the session's facts are first needed instead."""
         self._locks = locks
-        self._session = _session(locks.connection)
+        self._queue = queue or StatementQueue(locks.connection)
+        self._sends_own = queue is None
+        if self._sends_own:
+            _in_transaction(locks.connection)
+        self._pending = self._queue.add(_SESSION_QUERY, {"setting": SCHEMA_SETTING})
+        self._found: _Session | None = None
+        if self._sends_own:
+            self._session()
+
+    def _session(self) -> _Session:
+        if self._found is None:
+            self._found = _session(self._locks.connection, self._pending.one())
+        return self._found
 
     def after_handler(self) -> None:
         """For an outbox opened before the handler ran: SessionChanged if the handler
         ended the transaction (a COMMIT then a BEGIN included), moved the search_path,
         or swallowed a database error (the event's own failure)."""
-        problem = _left(self._locks.connection, self._session)
+        problem = _left(self._locks.connection, self._session())
         if problem is not None:
             raise SessionChanged(f"a handler broke hookline's transaction: {problem}")
 
@@ -150,22 +174,28 @@ class Outbox:
         roll back). A callback's statement cancelled once `deadline` has passed is
         re-raised as it is (the caller's own deadline handling).
         """
-        connection, session = self._locks.connection, self._session
+        connection = self._locks.connection
         changes = [
             OrderChanged(change.order_id, change.before, change.after, cause)
             for change in net_order_changes(self._locks.order_changes)
             if change.after != change.before  # recomputed, but the row is as it was
         ]
+        if not changes:
+            return
+        session = self._session()
         skipped = 0
         for changed in changes:
+            if callbacks:
+                # A callback sees every write queued before it.
+                self._queue.flush()
             for callback in callbacks:
                 _run(callback, connection, changed, session, deadline or Deadline.never())
             if session.queue_usage >= NOTIFY_QUEUE_LIMIT:
                 skipped += 1
                 continue
-            connection.execute(
-                "SELECT pg_notify(%s, %s)", (session.channel, notify_payload(changed))
-            )
+            self._queue.add("SELECT pg_notify(%s, %s)", (session.channel, notify_payload(changed)))
+        if self._sends_own:
+            self._queue.flush()
         if skipped:
             count(NOTIFY_SKIPPED_METRIC, skipped)
             logger.warning(
@@ -181,12 +211,14 @@ class Outbox:
             )
 
 
-def _session(connection: Connection) -> _Session:
-    """The transaction and search_path the callbacks must keep, and the channel."""
+def _in_transaction(connection: Connection) -> None:
     if connection.info.transaction_status is not TransactionStatus.INTRANS:
         _abandon(connection)
         raise SessionChanged("a handler ended hookline's transaction (COMMIT or ROLLBACK)")
-    row = connection.execute(_SESSION_QUERY, {"setting": SCHEMA_SETTING}).fetchone()
+
+
+def _session(connection: Connection, row: Mapping[str, Any] | None) -> _Session:
+    """The transaction and search_path the callbacks must keep, and the channel."""
     assert row is not None
     # NULL on a session hookline did not open (a test's, a script's): its own schema.
     schema = row["configured"] or row["current_schema"]

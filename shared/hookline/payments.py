@@ -11,11 +11,13 @@ payment, a cancellation and a refund) serialize and never deadlock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from hookline.database import StatementQueue
 from hookline.locks import RowKind, RowLocks
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
@@ -224,7 +226,36 @@ _PAYMENT_COLUMNS = (
 )
 
 
-def _payment_state(row: dict[str, Any]) -> PaymentState:
+@dataclass
+class BatchedLocks(RowLocks):
+    """RowLocks whose statements wait in `queue` until an answer is needed.
+
+    The functions below queue their writes instead of sending each one, and send
+    the queue (one round trip) only when they must read; the applier sends what
+    is left with the ledger row and COMMIT. Only hookline's own handlers get one:
+    they reach the connection through these functions alone, so nothing else can
+    run a statement between a queued write and the reads after it. A team's
+    handler gets plain `RowLocks`, and each function sends its own statements
+    before it returns.
+    """
+
+    queue: StatementQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = StatementQueue(self.connection)
+
+
+def _queue(locks: RowLocks) -> StatementQueue:
+    return locks.queue if isinstance(locks, BatchedLocks) else StatementQueue(locks.connection)
+
+
+def _sent(locks: RowLocks, queue: StatementQueue) -> None:
+    """With plain RowLocks, what a function queued is sent before it returns."""
+    if not isinstance(locks, BatchedLocks):
+        queue.flush()
+
+
+def _payment_state(row: Mapping[str, Any]) -> PaymentState:
     return PaymentState(
         status=PaymentStatus(str(row["status"])),
         amount=int(row["amount"]),
@@ -236,12 +267,77 @@ def _payment_state(row: dict[str, Any]) -> PaymentState:
     )
 
 
-def _select_payment(locks: RowLocks, provider: str, payment_id: str) -> dict[str, Any] | None:
-    return locks.connection.execute(
-        f"SELECT {_PAYMENT_COLUMNS} FROM payments"  # noqa: S608 - constant column list
-        " WHERE provider = %s AND provider_payment_id = %s FOR UPDATE",
-        (provider, payment_id),
-    ).fetchone()
+# Creates the payment's row as a `pending` placeholder if there is none (RETURNING 1
+# only then); an existing row is left alone, so no INSERT or UPDATE row trigger a
+# shop may have on `payments` fires for it. If another transaction is inserting the
+# row, this waits for it, and inserts nothing once it commits.
+_CREATE_PAYMENT = (
+    "INSERT INTO payments (provider, provider_payment_id, status)"
+    " SELECT %(provider)s, %(payment_id)s, 'pending' WHERE NOT EXISTS (SELECT FROM payments"
+    " WHERE provider = %(provider)s AND provider_payment_id = %(payment_id)s)"
+    " ON CONFLICT (provider, provider_payment_id) DO NOTHING RETURNING 1"
+)
+# The lock, in the statement after (its own snapshot): the row is there now, whoever
+# created it, and is read as the last transaction that held the lock left it.
+_LOCK_PAYMENT = (
+    f"SELECT {_PAYMENT_COLUMNS} FROM payments"  # noqa: S608 - constant column list
+    " WHERE provider = %(provider)s AND provider_payment_id = %(payment_id)s FOR UPDATE"
+)
+# The payment's order: the one it names, else the one the event names (as
+# `next_payment_state` keeps it).
+_PAYMENT_ORDER = (
+    "(SELECT coalesce(nullif(order_id, ''), %(order_id)s) FROM payments"
+    " WHERE provider = %(provider)s AND provider_payment_id = %(payment_id)s)"
+)
+_ORDER_COLUMNS = "id, status, amount, currency, paid_amount, refunded_amount"
+_LOCK_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = %(order_id)s FOR UPDATE"  # noqa: S608
+_LOCK_PAYMENT_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = {_PAYMENT_ORDER} FOR UPDATE"  # noqa: S608
+# An order's payments, read in a statement after the order's lock (its own snapshot):
+# a payment another transaction changed while this one waited for the lock is seen.
+_ORDER_PAYMENTS = (
+    f"SELECT provider, provider_payment_id, {_PAYMENT_COLUMNS} FROM payments"  # noqa: S608
+    " WHERE order_id = %(order_id)s"
+)
+_PAYMENT_ORDER_PAYMENTS = (
+    f"SELECT provider, provider_payment_id, {_PAYMENT_COLUMNS} FROM payments"  # noqa: S608
+    f" WHERE order_id = {_PAYMENT_ORDER}"
+)
+_UPDATE_PAYMENT = (
+    "UPDATE payments SET status = %s, amount = %s, currency = %s, amount_refunded = %s,"
+    " order_id = %s, last_event_at = %s, captured_amount = %s, updated_at = now()"
+    " WHERE provider = %s AND provider_payment_id = %s"
+)
+
+
+def _hold_payment(locks: RowLocks, queue: StatementQueue, provider: str, payment_id: str) -> Any:
+    """Queue the payment's placeholder (if absent) and its lock, which reads it;
+    returns the lock's Pending."""
+    locks.claim(RowKind.PAYMENT, provider, payment_id)
+    key = (provider, payment_id)
+
+    def created(rows: list[Any]) -> None:
+        if rows:
+            locks.created_payments.add(key)
+
+    params = {"provider": provider, "payment_id": payment_id}
+    queue.add(_CREATE_PAYMENT, params, then=created)
+    return queue.add(_LOCK_PAYMENT, params)
+
+
+def hold_payment(locks: RowLocks, provider: str, payment_id: str) -> None:
+    """Lock the payment's row (creating it if absent) without waiting for its state.
+
+    With hookline's batched locks the lock travels with the next statements that
+    need an answer; otherwise it is taken before this returns.
+    """
+    queue = _queue(locks)
+    _hold_payment(locks, queue, provider, payment_id)
+    _sent(locks, queue)
+
+
+def _current(locks: RowLocks, key: tuple[str, str], row: Mapping[str, Any] | None) -> Any:
+    assert row is not None, "a locked payment row is always there"
+    return None if key in locks.created_payments else _payment_state(row)
 
 
 def lock_payment(locks: RowLocks, provider: str, payment_id: str) -> PaymentState | None:
@@ -251,35 +347,24 @@ def lock_payment(locks: RowLocks, provider: str, payment_id: str) -> PaymentStat
     placeholder) first: whatever this transaction then reads about the payment
     (its refunds, say) is read under the lock every other writer waits for.
     """
-    locks.claim(RowKind.PAYMENT, provider, payment_id)
-    key = (provider, payment_id)
-    row = _select_payment(locks, provider, payment_id)
-    if row is None:
-        inserted = locks.connection.execute(
-            "INSERT INTO payments (provider, provider_payment_id, status)"
-            " VALUES (%s, %s, 'pending')"
-            " ON CONFLICT (provider, provider_payment_id) DO NOTHING RETURNING 1",
-            (provider, payment_id),
-        ).fetchone()
-        if inserted is not None:
-            locks.created_payments.add(key)
-            return None
-        # Another transaction created it first and has committed: lock it now.
-        row = _select_payment(locks, provider, payment_id)
-        assert row is not None
-    return None if key in locks.created_payments else _payment_state(row)
+    queue = _queue(locks)
+    read = _hold_payment(locks, queue, provider, payment_id)
+    state: PaymentState | None = _current(locks, (provider, payment_id), read.one())
+    _sent(locks, queue)
+    return state
 
 
-def apply_payment(locks: RowLocks, update: PaymentUpdate) -> PaymentChange:
-    """Move one payment forward by `update` (inside the caller's transaction)."""
-    current = lock_payment(locks, update.provider, update.payment_id)
+def _write_payment(
+    locks: RowLocks,
+    queue: StatementQueue,
+    update: PaymentUpdate,
+    current: PaymentState | None,
+) -> PaymentChange:
     after = next_payment_state(current, update)
     stale = is_stale(current, update, after)
     if current is None or after != current:
-        locks.connection.execute(
-            "UPDATE payments SET status = %s, amount = %s, currency = %s, amount_refunded = %s,"
-            " order_id = %s, last_event_at = %s, captured_amount = %s, updated_at = now()"
-            " WHERE provider = %s AND provider_payment_id = %s",
+        queue.add(
+            _UPDATE_PAYMENT,
             (
                 after.status.value,
                 after.amount,
@@ -294,6 +379,63 @@ def apply_payment(locks: RowLocks, update: PaymentUpdate) -> PaymentChange:
         )
     locks.created_payments.discard((update.provider, update.payment_id))
     return PaymentChange(after, stale)
+
+
+def apply_payment(locks: RowLocks, update: PaymentUpdate) -> PaymentChange:
+    """Move one payment forward by `update` (inside the caller's transaction)."""
+    queue = _queue(locks)
+    read = _hold_payment(locks, queue, update.provider, update.payment_id)
+    current = _current(locks, (update.provider, update.payment_id), read.one())
+    change = _write_payment(locks, queue, update, current)
+    _sent(locks, queue)
+    return change
+
+
+def apply_payment_and_sync(
+    locks: RowLocks, update: PaymentUpdate
+) -> tuple[PaymentChange, OrderChange | None]:
+    """`apply_payment`, then (unless the event is stale) `sync_order` of the payment's
+    order, with one round trip for both.
+
+    The order the payment will name is known before its row is read (the one it
+    names, else the event's), so its lock and the read of its payments are queued
+    right behind the payment's lock: they run in that order, each under the locks
+    before it, and this payment's own row among them is replaced by its new state
+    (its write travels later, but no one else can change it while it is locked).
+    A stale event locked the order for nothing; it writes nothing to it, but the
+    lock is held, so it counts for the lock order.
+
+    With a team's plain RowLocks it is the two calls, one after the other: a stale
+    event there locks no order, so a handler that goes on to lock another payment
+    is as free to as it always was.
+    """
+    if not isinstance(locks, BatchedLocks):
+        change = apply_payment(locks, update)
+        if change.stale or change.after.order_id is None:
+            return change, None
+        return change, sync_order(locks, change.after.order_id)
+    queue = locks.queue
+    key = (update.provider, update.payment_id)
+    read = _hold_payment(locks, queue, *key)
+    params = {"provider": update.provider, "payment_id": update.payment_id}
+    order = queue.add(_LOCK_PAYMENT_ORDER, {**params, "order_id": update.order_id})
+    siblings = queue.add(_PAYMENT_ORDER_PAYMENTS, {**params, "order_id": update.order_id})
+    change = _write_payment(locks, queue, update, _current(locks, key, read.one()))
+    order_id = change.after.order_id
+    synced: OrderChange | None = None
+    if order_id is not None:
+        locks.claim(RowKind.ORDER, order_id)
+    if not change.stale and order_id is not None:
+        row = order.one()
+        if row is not None:
+            assert row["id"] == order_id, "the order locked is the one the payment names"
+            payments = [
+                _payment_state(r)
+                for r in siblings.rows()
+                if (r["provider"], r["provider_payment_id"]) != key
+            ]
+            synced = _derive(locks, queue, order_id, _order_state(row), [*payments, change.after])
+    return change, synced
 
 
 @dataclass(frozen=True)
@@ -312,8 +454,9 @@ def apply_refund(locks: RowLocks, update: RefundUpdate) -> tuple[bool, int]:
     The payment is locked first: two refunds of one payment (in different FIFO
     groups) then sum one after the other, and neither misses the other.
     """
-    lock_payment(locks, update.provider, update.payment_id)
-    row = locks.connection.execute(
+    queue = _queue(locks)
+    _hold_payment(locks, queue, update.provider, update.payment_id)
+    written = queue.add(
         "INSERT INTO refunds AS r (provider, provider_refund_id, provider_payment_id, status,"
         " amount, currency) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (provider, provider_refund_id) DO UPDATE"
@@ -333,14 +476,16 @@ def apply_refund(locks: RowLocks, update: RefundUpdate) -> tuple[bool, int]:
             update.amount,
             update.currency,
         ),
-    ).fetchone()
-    total = locks.connection.execute(
+    )
+    total = queue.add(
         "SELECT coalesce(sum(amount), 0) AS total FROM refunds"
         " WHERE provider = %s AND provider_payment_id = %s AND status = 'succeeded'",
         (update.provider, update.payment_id),
-    ).fetchone()
+    ).one()
     assert total is not None
-    return row is None, int(total["total"])
+    stale = written.one() is None
+    _sent(locks, queue)
+    return stale, int(total["total"])
 
 
 @dataclass(frozen=True)
@@ -357,25 +502,18 @@ class OrderChange:
         )
 
 
-def _lock_order(locks: RowLocks, order_id: str) -> dict[str, Any] | None:
-    locks.claim(RowKind.ORDER, order_id)
-    return locks.connection.execute(
-        "SELECT status, amount, currency, paid_amount, refunded_amount FROM orders"
-        " WHERE id = %s FOR UPDATE",
-        (order_id,),
-    ).fetchone()
-
-
 def ensure_order(locks: RowLocks, order_id: str, amount: int, currency: str) -> None:
     """Create the order if the shop has not (for providers that are the order system)."""
     locks.claim(RowKind.ORDER, order_id)
-    locks.connection.execute(
+    queue = _queue(locks)
+    queue.add(
         "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
         (order_id, amount, currency),
     )
+    _sent(locks, queue)
 
 
-def _order_state(row: dict[str, Any]) -> OrderState:
+def _order_state(row: Mapping[str, Any]) -> OrderState:
     return OrderState(
         status=OrderStatus(row["status"]),
         amount=int(row["amount"]),
@@ -387,15 +525,17 @@ def _order_state(row: dict[str, Any]) -> OrderState:
 
 def cancel_order(locks: RowLocks, order_id: str) -> bool:
     """Mark the order canceled; return whether that changed it."""
-    row = _lock_order(locks, order_id)
-    if row is None:
+    locks.claim(RowKind.ORDER, order_id)
+    queue = _queue(locks)
+    row = queue.add(_LOCK_ORDER, {"order_id": order_id}).one()
+    if row is None or OrderStatus(row["status"]) is OrderStatus.CANCELED:
+        _sent(locks, queue)
         return False
     before = _order_state(row)
-    if before.status is OrderStatus.CANCELED:
-        return False
-    locks.connection.execute(
+    queue.add(
         "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = %s", (order_id,)
     )
+    _sent(locks, queue)
     # A change like any other: the shop's callbacks and listeners hear of it (hookline.outbox).
     locks.order_changes.append(
         OrderChange(order_id, before, replace(before, status=OrderStatus.CANCELED))
@@ -403,30 +543,44 @@ def cancel_order(locks: RowLocks, order_id: str) -> bool:
     return True
 
 
-def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
-    """Recompute an order from its payments; None if the shop has no such order yet.
-
-    The payments are read under the order's lock: a payment changed by another
-    transaction meanwhile is followed by that transaction's own sync, which
-    waits for this lock and then reads this one's committed change.
-    """
-    row = _lock_order(locks, order_id)
-    if row is None:
-        return None
-    before = _order_state(row)
-    payment_rows = locks.connection.execute(
-        f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE order_id = %s",  # noqa: S608
-        (order_id,),
-    ).fetchall()
-    after = derive_order(before, [_payment_state(r) for r in payment_rows])
+def _derive(
+    locks: RowLocks,
+    queue: StatementQueue,
+    order_id: str,
+    before: OrderState,
+    payments: list[PaymentState],
+) -> OrderChange:
+    """The order recomputed from its payments (read under its lock), its write queued."""
+    after = derive_order(before, payments)
     if after != before:
-        locks.connection.execute(
+        queue.add(
             "UPDATE orders SET status = %s, paid_amount = %s, refunded_amount = %s,"
             " updated_at = now() WHERE id = %s",
             (after.status.value, after.paid_amount, after.refunded_amount, order_id),
         )
     change = OrderChange(order_id, before, after)
     locks.order_changes.append(change)
+    return change
+
+
+def sync_order(locks: RowLocks, order_id: str) -> OrderChange | None:
+    """Recompute an order from its payments; None if the shop has no such order yet.
+
+    The payments are read under the order's lock, in the statement after it (its
+    own snapshot): a payment changed by another transaction meanwhile is followed
+    by that transaction's own sync, which waits for this lock and then reads this
+    one's committed change.
+    """
+    locks.claim(RowKind.ORDER, order_id)
+    queue = _queue(locks)
+    order = queue.add(_LOCK_ORDER, {"order_id": order_id})
+    payments = queue.add(_ORDER_PAYMENTS, {"order_id": order_id})
+    row = order.one()
+    change = None
+    if row is not None:
+        states = [_payment_state(r) for r in payments.rows()]
+        change = _derive(locks, queue, order_id, _order_state(row), states)
+    _sent(locks, queue)
     return change
 
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from hookline.cli import main
-from hookline.consumer.build import database_conninfo
 from hookline.database import Database, conninfo_from_secret
+from hookline.database_setup import database_conninfo
 from hookline.errors import ConfigurationError, DatabaseUnavailable
 from hookline.settings import ConsumerSettings, DatabaseSettings
 from psycopg.conninfo import conninfo_to_dict

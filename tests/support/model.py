@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from botocore.exceptions import ClientError
@@ -82,6 +83,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 PROVIDERS = ("stripe", "square", "shopify", "mercadopago")
 GENUINE, POISON, COUNTED, UNHANDLED = "genuine", "poison", "counted", "unhandled"
+T = TypeVar("T")
 COUNTED_TYPE = "test.counted"
 UNHANDLED_TYPE = "test.unhandled"
 CRASH_POINTS = ("in_transaction", "before_idempotency_save", "before_delete")
@@ -261,87 +263,124 @@ class Case:
 AMOUNTS = (1000, 2000, 2599, 4200)
 
 
-def _lifecycle(draw: st.DrawFn, p: int, provider: str, amount: int) -> list[Ev]:
+class Chooser(Protocol):
+    """Where a spec's choices come from: hypothesis (shrinkable) or a seeded Random (the soak)."""
+
+    def one_of(self, options: Sequence[T]) -> T: ...
+
+    def boolean(self) -> bool: ...
+
+    def integer(self, low: int, high: int) -> int: ...
+
+
+class Drawn:
+    """Choices drawn from hypothesis strategies, so examples shrink."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def one_of(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+    def boolean(self) -> bool:
+        return self.draw(st.booleans())
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+
+class Seeded:
+    """Choices from a seeded Random: the same workload for the same seed."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def one_of(self, options: Sequence[T]) -> T:
+        return self.rng.choice(options)
+
+    def boolean(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+
+def lifecycle(choose: Chooser, p: int, provider: str, amount: int) -> list[Ev]:
+    """The events of one payment by `provider`, in their true order."""
     found: list[Ev] = []
     add = found.append
     if provider == "stripe":
-        variant = draw(
-            st.sampled_from(
-                ["paid", "partial_capture", "failed_then_paid", "failed", "canceled", "checkout"]
-            )
+        variant = choose.one_of(
+            ["paid", "partial_capture", "failed_then_paid", "failed", "canceled", "checkout"]
         )
-        if draw(st.booleans()):
+        if choose.boolean():
             add(ev(p, "payment_intent.created"))
         if variant in ("failed_then_paid", "failed"):
             add(ev(p, "payment_intent.payment_failed"))
         if variant == "canceled":
             add(ev(p, "payment_intent.canceled"))
         if variant in ("paid", "partial_capture", "failed_then_paid", "checkout"):
-            if draw(st.booleans()):
+            if choose.boolean():
                 add(ev(p, "payment_intent.processing"))
             received = amount
             if variant == "partial_capture":
-                received = draw(st.sampled_from([amount * 4 // 5, amount // 2]))
+                received = choose.one_of([amount * 4 // 5, amount // 2])
             if variant == "checkout":
                 add(ev(p, "checkout.session.completed"))
-                if draw(st.booleans()):
+                if choose.boolean():
                     add(ev(p, "payment_intent.succeeded", received=received))
             else:
                 add(ev(p, "payment_intent.succeeded", received=received))
-            refunds = draw(st.integers(0, 2))
+            refunds = choose.integer(0, 2)
             cumulative = []
             if refunds == 1:
-                cumulative = [draw(st.sampled_from([received // 2, received]))]
+                cumulative = [choose.one_of([received // 2, received])]
             elif refunds == 2:
-                cumulative = [received // 4, draw(st.sampled_from([received // 2, received]))]
+                cumulative = [received // 4, choose.one_of([received // 2, received])]
             for total in cumulative:
                 add(ev(p, "charge.refunded", captured=received, refunded=total))
     elif provider == "square":
-        variant = draw(st.sampled_from(["completed", "failed", "canceled"]))
-        if draw(st.booleans()):
-            add(ev(p, "payment.created", status=draw(st.sampled_from(["PENDING", "APPROVED"]))))
+        variant = choose.one_of(["completed", "failed", "canceled"])
+        if choose.boolean():
+            add(ev(p, "payment.created", status=choose.one_of(["PENDING", "APPROVED"])))
         if variant == "completed":
-            if draw(st.booleans()):
+            if choose.boolean():
                 add(ev(p, "payment.updated", status="APPROVED"))
             add(ev(p, "payment.updated", status="COMPLETED"))
-            first = draw(st.sampled_from([amount // 4, amount // 2]))
-            amounts = [first, draw(st.sampled_from([amount // 4, amount - first]))]
+            first = choose.one_of([amount // 4, amount // 2])
+            amounts = [first, choose.one_of([amount // 4, amount - first])]
             completed_total = 0
-            for r in range(draw(st.integers(0, 2))):
-                if draw(st.booleans()):
+            for r in range(choose.integer(0, 2)):
+                if choose.boolean():
                     add(ev(p, "refund.created", refund=r, status="PENDING", amount=amounts[r]))
-                if draw(st.integers(0, 3)) > 0:
+                if choose.integer(0, 3) > 0:
                     add(ev(p, "refund.updated", refund=r, status="COMPLETED", amount=amounts[r]))
                     completed_total += amounts[r]
-            if completed_total and draw(st.booleans()):
+            if completed_total and choose.boolean():
                 add(ev(p, "payment.updated", status="COMPLETED", refunded_money=completed_total))
         elif variant == "failed":
             add(ev(p, "payment.updated", status="FAILED"))
         else:
             add(ev(p, "payment.updated", status="CANCELED"))
     elif provider == "shopify":
-        variant = (
-            "free"
-            if amount == 0
-            else draw(st.sampled_from(["paid", "pending_then_paid", "voided"]))
-        )
+        variant = "free" if amount == 0 else choose.one_of(["paid", "pending_then_paid", "voided"])
         if variant in ("pending_then_paid", "voided"):
             add(ev(p, "orders/create", financial="pending"))
         else:
             add(ev(p, "orders/create", financial="paid"))
-        if variant == "pending_then_paid" or (variant != "voided" and draw(st.booleans())):
+        if variant == "pending_then_paid" or (variant != "voided" and choose.boolean()):
             add(ev(p, "orders/paid", financial="paid"))
         if variant == "voided":
             add(ev(p, "orders/cancelled", financial="voided"))
         if variant in ("paid", "pending_then_paid"):
-            first = draw(st.sampled_from([amount // 4, amount // 2]))
-            amounts = [first, draw(st.sampled_from([amount // 4, amount - first]))]
+            first = choose.one_of([amount // 4, amount // 2])
+            amounts = [first, choose.one_of([amount // 4, amount - first])]
             refunded = 0
-            for r in range(draw(st.integers(0, 2))):
-                failed = draw(st.sampled_from([0, 0, amount // 10]))
+            for r in range(choose.integer(0, 2)):
+                failed = choose.one_of([0, 0, amount // 10])
                 add(ev(p, "refunds/create", refund=r, amount=amounts[r], failed=failed))
                 refunded += amounts[r]
-            if draw(st.integers(0, 3)) == 0:
+            if choose.integer(0, 3) == 0:
                 financial = (
                     "refunded"
                     if refunded == amount
@@ -351,25 +390,24 @@ def _lifecycle(draw: st.DrawFn, p: int, provider: str, amount: int) -> list[Ev]:
                 )
                 add(ev(p, "orders/cancelled", financial=financial))
     else:
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(choose.integer(1, 3)):
             add(ev(p, "payment"))
     return found
 
 
-def _mercadopago_state(draw: st.DrawFn, amount: int) -> tuple[str, int]:
-    state = draw(
-        st.sampled_from(
-            [
-                "approved",
-                "approved_partly_refunded",
-                "refunded",
-                "refunded_unreported",
-                "charged_back",
-                "rejected",
-                "cancelled",
-                "in_process",
-            ]
-        )
+def mercadopago_state(choose: Chooser, amount: int) -> tuple[str, int]:
+    """A Mercado Pago payment's status and refunded amount at the API."""
+    state = choose.one_of(
+        [
+            "approved",
+            "approved_partly_refunded",
+            "refunded",
+            "refunded_unreported",
+            "charged_back",
+            "rejected",
+            "cancelled",
+            "in_process",
+        ]
     )
     if state == "approved_partly_refunded":
         return "approved", amount // 2
@@ -389,7 +427,7 @@ def cases(draw: st.DrawFn, max_payments: int = 6, max_extra_steps: int = 12) -> 
     count = draw(st.integers(2, max_payments))
     providers = [draw(st.sampled_from(PROVIDERS)) for _ in range(count)]
     payments: list[Payment] = []
-    lifecycle: list[Ev] = []
+    genuine: list[Ev] = []
     order_currency: list[str] = []  # upper-case currency of each shop order's payments
     order_of: list[int | None] = []
     for p, provider in enumerate(providers):
@@ -410,10 +448,10 @@ def cases(draw: st.DrawFn, max_payments: int = 6, max_extra_steps: int = 12) -> 
         order_of.append(order)
         fetched, fetched_refunded = "", 0
         if provider == "mercadopago":
-            fetched, fetched_refunded = _mercadopago_state(draw, amount)
-        events_of = _lifecycle(draw, p, provider, amount)
+            fetched, fetched_refunded = mercadopago_state(Drawn(draw), amount)
+        events_of = lifecycle(Drawn(draw), p, provider, amount)
         payments.append(Payment(provider, amount, currency, order, fetched, fetched_refunded))
-        lifecycle += events_of
+        genuine += events_of
     orders: list[Order] = []
     for k, currency in enumerate(order_currency):
         total = sum(payments[p].amount for p, o in enumerate(order_of) if o == k)
@@ -442,11 +480,11 @@ def cases(draw: st.DrawFn, max_payments: int = 6, max_extra_steps: int = 12) -> 
         extras.append(ev(draw(st.integers(0, count - 1)), UNHANDLED_TYPE, UNHANDLED))
     if draw(st.integers(0, 3)) == 0:
         # A genuine event whose signed JSON holds a NUL character (jsonb refuses "\u0000").
-        e = draw(st.integers(0, len(lifecycle) - 1))
-        lifecycle[e] = Ev(
-            lifecycle[e].payment, lifecycle[e].type, GENUINE, (*lifecycle[e].facts, ("nul", True))
+        e = draw(st.integers(0, len(genuine) - 1))
+        genuine[e] = Ev(
+            genuine[e].payment, genuine[e].type, GENUINE, (*genuine[e].facts, ("nul", True))
         )
-    all_events = tuple(lifecycle + extras)
+    all_events = tuple(genuine + extras)
     case = Case(tuple(orders), tuple(payments), all_events)
     return Case(case.orders, case.payments, case.events, draw(schedules(case, max_extra_steps)))
 
@@ -1514,89 +1552,105 @@ class Harness:
 
     def disagreements(self, world: World, *, captured_amount: bool = True) -> list[str]:
         """Every way the rows differ from the oracle (empty: they agree)."""
-        want = expected(world)
-        problems: list[str] = list(self.errors)
-        fields = ["status", "amount", "currency", "amount_refunded", "order_id"]
-        if captured_amount:
-            fields.append("captured_amount")
-        names = {key: f"p{p}" for p, key in enumerate(_payment_keys(world))}
-        rows = {
-            (r["row"]["provider"], r["row"]["provider_payment_id"]): r["row"]
-            for r in self.db.execute("SELECT to_jsonb(p) AS row FROM payments p").fetchall()
-        }
-        for key in sorted(set(rows) | set(want.payments)):
-            label = f"payment {names.get(key, '?')} {key[0]}/{key[1]}"
-            if key not in rows:
-                problems.append(f"{label}: no row; expected {want.payments[key]}")
-            elif key not in want.payments:
-                problems.append(f"{label}: unexpected row {rows[key]}")
-            else:
-                got = {name: rows[key].get(name) for name in fields}
-                exp = {name: want.payments[key][name] for name in fields}
-                if got != exp:
-                    problems.append(f"{label}: got {_diff(got, exp)}")
-        order_names = {order_id: f"o{k}" for k, order_id in enumerate(world.order_ids)}
-        order_rows = {
-            r["id"]: {**r, "currency": str(r["currency"]).upper()}
-            for r in self.db.execute(
-                "SELECT id, status, amount, currency, paid_amount, refunded_amount FROM orders"
-            ).fetchall()
-        }
-        for order_id in sorted(set(order_rows) | set(want.orders)):
-            label = f"order {order_names.get(order_id, 'shopify')} {order_id}"
-            if order_id not in order_rows:
-                problems.append(f"{label}: no row; expected {want.orders[order_id]}")
-            elif order_id not in want.orders:
-                problems.append(f"{label}: unexpected row {order_rows[order_id]}")
-            else:
-                got = {k: v for k, v in order_rows[order_id].items() if k != "id"}
-                if got != want.orders[order_id]:
-                    problems.append(f"{label}: got {_diff(got, want.orders[order_id])}")
-        event_names = {d.key: f"e{d.index}" for d in world.deliveries}
-        ledger = {
-            (r["provider"], r["event_id"]): r
-            for r in self.db.execute(
-                "SELECT provider, event_id, status, last_error FROM webhook_events"
-            ).fetchall()
-        }
-        for key in sorted(set(ledger) | set(want.ledger)):
-            label = f"ledger {event_names.get(key, '?')} {key[0]}/{key[1]}"
-            if key not in ledger:
-                problems.append(f"{label}: no row; expected one of {sorted(want.ledger[key])}")
-            elif key not in want.ledger:
-                problems.append(f"{label}: unexpected row {ledger[key]['status']}")
-            elif ledger[key]["status"] not in want.ledger[key]:
-                error = ledger[key]["last_error"]
-                problems.append(
-                    f"{label}: {ledger[key]['status']}, expected one of"
-                    f" {sorted(want.ledger[key])}{f' (last_error: {error})' if error else ''}"
-                )
-        parked = self.db.execute(
-            "SELECT provider, event_id, reason, resolved_at FROM parked_events"
+        return list(self.errors) + disagreements(self.db, world, captured_amount=captured_amount)
+
+
+def disagreements(
+    db: psycopg.Connection[Any],
+    world: World,
+    *,
+    captured_amount: bool = True,
+    counted: bool = True,
+) -> list[str]:
+    """Every way the rows on `db` differ from the oracle (empty: they agree).
+
+    `counted`: check the counting handler's table too (the harness registers it;
+    a stack running the template's handlers has none).
+    """
+    want = expected(world)
+    problems: list[str] = []
+    fields = ["status", "amount", "currency", "amount_refunded", "order_id"]
+    if captured_amount:
+        fields.append("captured_amount")
+    names = {key: f"p{p}" for p, key in enumerate(_payment_keys(world))}
+    rows = {
+        (r["row"]["provider"], r["row"]["provider_payment_id"]): r["row"]
+        for r in db.execute("SELECT to_jsonb(p) AS row FROM payments p").fetchall()
+    }
+    for key in sorted(set(rows) | set(want.payments)):
+        label = f"payment {names.get(key, '?')} {key[0]}/{key[1]}"
+        if key not in rows:
+            problems.append(f"{label}: no row; expected {want.payments[key]}")
+        elif key not in want.payments:
+            problems.append(f"{label}: unexpected row {rows[key]}")
+        else:
+            got = {name: rows[key].get(name) for name in fields}
+            exp = {name: want.payments[key][name] for name in fields}
+            if got != exp:
+                problems.append(f"{label}: got {_diff(got, exp)}")
+    order_names = {order_id: f"o{k}" for k, order_id in enumerate(world.order_ids)}
+    order_rows = {
+        r["id"]: {**r, "currency": str(r["currency"]).upper()}
+        for r in db.execute(
+            "SELECT id, status, amount, currency, paid_amount, refunded_amount FROM orders"
         ).fetchall()
-        open_parked = [(r["provider"], r["event_id"]) for r in parked if r["resolved_at"] is None]
-        for r in parked:
-            key = (r["provider"], r["event_id"])
-            if key not in want.parked:
-                problems.append(
-                    f"parked {event_names.get(key, '?')} {key[0]}/{key[1]}"
-                    f" ({r['reason']}): only poison may be parked"
-                )
-        for key in sorted(want.parked):
-            if open_parked.count(key) != 1:
-                problems.append(
-                    f"poison {event_names.get(key, '?')} {key[0]}/{key[1]}:"
-                    f" {open_parked.count(key)} open parked rows, expected 1"
-                )
-        counted = {
+    }
+    for order_id in sorted(set(order_rows) | set(want.orders)):
+        label = f"order {order_names.get(order_id, 'shopify')} {order_id}"
+        if order_id not in order_rows:
+            problems.append(f"{label}: no row; expected {want.orders[order_id]}")
+        elif order_id not in want.orders:
+            problems.append(f"{label}: unexpected row {order_rows[order_id]}")
+        else:
+            got = {k: v for k, v in order_rows[order_id].items() if k != "id"}
+            if got != want.orders[order_id]:
+                problems.append(f"{label}: got {_diff(got, want.orders[order_id])}")
+    event_names = {d.key: f"e{d.index}" for d in world.deliveries}
+    ledger = {
+        (r["provider"], r["event_id"]): r
+        for r in db.execute(
+            "SELECT provider, event_id, status, last_error FROM webhook_events"
+        ).fetchall()
+    }
+    for key in sorted(set(ledger) | set(want.ledger)):
+        label = f"ledger {event_names.get(key, '?')} {key[0]}/{key[1]}"
+        if key not in ledger:
+            problems.append(f"{label}: no row; expected one of {sorted(want.ledger[key])}")
+        elif key not in want.ledger:
+            problems.append(f"{label}: unexpected row {ledger[key]['status']}")
+        elif ledger[key]["status"] not in want.ledger[key]:
+            error = ledger[key]["last_error"]
+            problems.append(
+                f"{label}: {ledger[key]['status']}, expected one of"
+                f" {sorted(want.ledger[key])}{f' (last_error: {error})' if error else ''}"
+            )
+    parked = db.execute(
+        "SELECT provider, event_id, reason, resolved_at FROM parked_events"
+    ).fetchall()
+    open_parked = [(r["provider"], r["event_id"]) for r in parked if r["resolved_at"] is None]
+    for r in parked:
+        key = (r["provider"], r["event_id"])
+        if key not in want.parked:
+            problems.append(
+                f"parked {event_names.get(key, '?')} {key[0]}/{key[1]}"
+                f" ({r['reason']}): only poison may be parked"
+            )
+    for key in sorted(want.parked):
+        if open_parked.count(key) != 1:
+            problems.append(
+                f"poison {event_names.get(key, '?')} {key[0]}/{key[1]}:"
+                f" {open_parked.count(key)} open parked rows, expected 1"
+            )
+    if counted:
+        got_counted = {
             r["event_id"]: r["n"]
-            for r in self.db.execute(
+            for r in db.execute(
                 f"SELECT event_id, n FROM public.{COUNTED_TABLE}"  # noqa: S608 - a constant
             ).fetchall()
         }
-        if counted != want.counted:
-            problems.append(f"counted events: got {counted}, expected {want.counted}")
-        return problems
+        if got_counted != want.counted:
+            problems.append(f"counted events: got {got_counted}, expected {want.counted}")
+    return problems
 
 
 def _payment_keys(world: World) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ How an attempt ends decides what happens next, and whose fault it was:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,21 +26,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
-from hookline.database import QUERY_CANCELED, Database, describe, is_transient
+from hookline.database import QUERY_CANCELED, Database, StatementQueue, describe, is_transient
 from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.errors import DatabaseUnavailable, HooklineError, MalformedEvent, OutOfTime
-from hookline.handlers import Event, HandlerContext, HandlerRegistry, Outcome, PaymentFetcher
+from hookline.handlers import (
+    Event,
+    Handler,
+    HandlerContext,
+    HandlerRegistry,
+    Outcome,
+    PaymentFetcher,
+)
 from hookline.handlers import registry as default_registry
 from hookline.ledger import (
     PERMANENT_FAILURE_REASON,
     FailureKind,
     LedgerStatus,
-    claim,
     finish,
     park,
     record_failure,
+    send_claim,
 )
 from hookline.locks import RowLocks
 from hookline.metric_names import Metric
@@ -47,7 +56,7 @@ from hookline.observability import count, logger
 from hookline.orphans import ORPHAN_REASON
 from hookline.outbox import Cause, Outbox
 from hookline.payloads import parse, store
-from hookline.payments import report_order_changes
+from hookline.payments import BatchedLocks, report_order_changes
 
 
 class Applier:
@@ -97,21 +106,31 @@ class Applier:
         """
         connection = self._database.connection()
         parsed: Any = None
+        # Opened and ended by hand: its BEGIN travels with the first statements and
+        # its COMMIT with the last (psycopg's context manager sends each on its own).
+        transaction = psycopg.Transaction(connection)
         try:
-            parsed = parse(envelope.body)
-            with connection.transaction():
-                claimed = claim(connection, envelope, store(envelope.body, parsed))
+            try:
+                parsed = parse(envelope.body)
+                handler = self._registry.get(envelope.provider, envelope.event_type)
+                locks, queue = self._locks(connection, handler)
+                # Round trip 1: BEGIN, the ledger row, and the session's facts.
+                queue.call(transaction.__enter__)
+                claiming = send_claim(queue, envelope, store(envelope.body, parsed))
+                outbox = Outbox(locks, queue)
+                claimed = claiming.result()
                 if not claimed.run:
-                    existing = claimed.existing or LedgerStatus.APPLIED
-                    return Outcome(existing, duplicate=True)
-                locks = RowLocks(connection)
-                outbox = Outbox(locks)
-                outcome = self._run_handler(locks, envelope, parsed, deadline)
-                # The handler is done: the transaction and session must still be
-                # hookline's (SessionChanged: the event's own failure).
-                outbox.after_handler()
-                finish(connection, envelope, outcome.status, order_id=outcome.order_id)
+                    self._commit(transaction, queue)
+                    return Outcome(claimed.existing or LedgerStatus.APPLIED, duplicate=True)
+                # Round trip 2 (a built-in handler): the payment and order locks and reads.
+                outcome = self._run_handler(handler, locks, envelope, parsed, deadline)
+                if not isinstance(locks, BatchedLocks):
+                    # A team's handler is done: the transaction and session must still be
+                    # hookline's (SessionChanged: the event's own failure).
+                    outbox.after_handler()
+                finish(queue, envelope, outcome.status, order_id=outcome.order_id)
                 if outcome.status is LedgerStatus.ORPHANED and self._past_deadline(envelope):
+                    queue.flush()
                     park(
                         connection,
                         envelope.provider,
@@ -128,6 +147,14 @@ class Applier:
                     self._registry.order_callbacks,
                     deadline,
                 )
+                # Round trip 3: the writes still queued, the ledger row's end, NOTIFY,
+                # COMMIT, and (with a team's code loaded) the session's fingerprint.
+                queue.call(lambda: transaction.__exit__(None, None, None))
+                session_check = self._database.session_check(queue)
+                queue.flush()
+            except BaseException as error:
+                _roll_back(connection, transaction, error)
+                raise
         except psycopg.Error as error:
             if connection.closed or connection.broken:
                 self._database.discard()
@@ -147,7 +174,7 @@ class Applier:
         except Exception as error:  # noqa: BLE001 - any other error is the event's own
             return self._failed_on_its_own(envelope, parsed, error)
         # Committed: a SET a team's handler or callback left must not reach the next event.
-        self._database.verify_session()
+        self._database.verify_session(session_check)
         # Now, and only now, the transitions it made are facts to report.
         report_order_changes(locks.order_changes)
         if envelope.headers.get(RECOVERED_HEADER) == "true":
@@ -160,10 +187,29 @@ class Applier:
             )
         return outcome
 
+    def _locks(
+        self, connection: psycopg.Connection[Any], handler: Handler | None
+    ) -> tuple[RowLocks, StatementQueue]:
+        """Batched locks for hookline's own handlers (their statements and the applier's
+        share one queue); plain ones, each statement sent when asked, for a team's."""
+        if handler is None or self._registry.is_builtin(handler):
+            batched = BatchedLocks(connection)
+            return batched, batched.queue
+        return RowLocks(connection), StatementQueue(connection)
+
+    @staticmethod
+    def _commit(transaction: psycopg.Transaction, queue: StatementQueue) -> None:
+        queue.call(lambda: transaction.__exit__(None, None, None))
+        queue.flush()
+
     def _run_handler(
-        self, locks: RowLocks, envelope: Envelope, payload: Any, deadline: Deadline | None
+        self,
+        handler: Handler | None,
+        locks: RowLocks,
+        envelope: Envelope,
+        payload: Any,
+        deadline: Deadline | None,
     ) -> Outcome:
-        handler = self._registry.get(envelope.provider, envelope.event_type)
         if handler is None:
             return Outcome(LedgerStatus.IGNORED)
         if not isinstance(payload, dict):
@@ -234,3 +280,22 @@ class Applier:
                 if is_transient(record_error):
                     return False
         return False
+
+
+def _roll_back(
+    connection: psycopg.Connection[Any], transaction: psycopg.Transaction, error: BaseException
+) -> None:
+    """End the event's transaction after `error`, wherever it stopped.
+
+    Before its COMMIT was queued, psycopg rolls it back (or, on a broken
+    connection, logs and gives up, as its context manager does). After, the
+    pipeline that carried the COMMIT failed first: the server's transaction is
+    still open and aborted, so it is rolled back here.
+    """
+    if transaction.status is psycopg.Transaction.Status.ACTIVE:
+        transaction.__exit__(type(error), error, error.__traceback__)
+    elif not (connection.closed or connection.broken) and (
+        connection.info.transaction_status is not TransactionStatus.IDLE
+    ):
+        with contextlib.suppress(psycopg.Error):
+            connection.rollback()

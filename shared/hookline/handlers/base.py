@@ -19,7 +19,7 @@ from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
 from hookline.ledger import LedgerStatus
 from hookline.locks import RowLocks
-from hookline.payments import PaymentUpdate, apply_payment, sync_order
+from hookline.payments import PaymentUpdate, apply_payment_and_sync
 from hookline.providers.base import text_field
 from hookline.storable import is_storable_text
 
@@ -98,14 +98,17 @@ Handler = Callable[[HandlerContext, Event], Outcome]
 
 
 def apply_payment_event(context: HandlerContext, update: PaymentUpdate) -> Outcome:
-    """Move the payment, then its order; `orphaned` if the shop has no such order yet."""
-    change = apply_payment(context.locks, update)
+    """Move the payment, then its order; `orphaned` if the shop has no such order yet.
+
+    One round trip for both (`apply_payment_and_sync`); their writes travel with
+    the next statements, or, for hookline's own handlers, with the commit.
+    """
+    change, order = apply_payment_and_sync(context.locks, update)
     order_id = change.after.order_id
     if change.stale:
         return Outcome(LedgerStatus.STALE, order_id=order_id)
     if order_id is None:
         return Outcome(LedgerStatus.APPLIED)
-    order = sync_order(context.locks, order_id)
     if order is None:
         return Outcome(LedgerStatus.ORPHANED, order_id=order_id)
     return Outcome(

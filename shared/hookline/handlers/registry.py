@@ -25,10 +25,18 @@ changed an order, with the order before and after (hookline.outbox).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 
 from hookline.handlers.base import Handler
 from hookline.outbox import OrderCallback
+
+
+def _package_of(function: Callable[..., object]) -> str | None:
+    # co_filename, not __file__: both sides then come from the same compilation
+    # (a .pyc built elsewhere keeps the path it was built at).
+    code = getattr(function, "__code__", None)
+    return os.path.dirname(code.co_filename) if code is not None else None
 
 
 class HandlerRegistry:
@@ -76,6 +84,18 @@ class HandlerRegistry:
         """The exact handler, else the provider's fallback, else None (`ignored`)."""
         handler = self._handlers.get((provider, event_type))
         return handler if handler is not None else self._fallbacks.get(provider)
+
+    @staticmethod
+    def is_builtin(handler: Handler) -> bool:
+        """Whether `handler` is one of hookline's own (its code is in `hookline.handlers`).
+
+        Those reach the connection only through `hookline.payments`, so the applier
+        batches their statements and trusts them not to change the session; a team's
+        handler gets every statement sent as it asks and the session checked after it.
+        Judged by where the function's code lives, not by `__module__`: a team's
+        wrapper around a built-in (`functools.wraps` copies `__module__`) is the team's.
+        """
+        return _package_of(handler) == _package_of(_package_of)
 
     def on_order_change(self, callback: OrderCallback) -> OrderCallback:
         """Decorator: run `callback(connection, change)` inside every transaction that

@@ -46,7 +46,7 @@ from hookline.payments import (
     apply_refund,
     cancel_order,
     ensure_order,
-    lock_payment,
+    hold_payment,
 )
 from hookline.providers.base import iso_datetime
 from hookline.providers.shopify import event_time
@@ -127,7 +127,8 @@ def _order(context: HandlerContext, event: Event) -> Outcome:
     currency = currency_code(order.get("currency"), "currency")
     amount = to_minor(order.get("total_price"), currency, "total_price")
     refunds = _embedded_refunds(order, order_id)
-    lock_payment(context.locks, "shopify", order_id)
+    # Payment first, then the order: the lock travels with the statements below.
+    hold_payment(context.locks, "shopify", order_id)
     refunded = None
     for refund in refunds:
         # As its refunds/create applies it (the payment lock is held already).

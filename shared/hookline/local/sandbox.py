@@ -29,6 +29,9 @@ MERCADOPAGO_PREFIX = "/mercadopago"
 STRIPE_PREFIX = "/stripe"
 SQUARE_PREFIX = "/square"
 REGISTER_PATH = f"{MERCADOPAGO_PREFIX}/_sandbox/payments"
+# A sandbox route, no provider's: POST {"down": bool} starts or ends an outage of every
+# provider API at once (the soak's "provider API outage"); answered even while down.
+FAULTS_PATH = "/_sandbox/faults"
 # Stripe refuses more `types[]` than this in one request.
 STRIPE_MAX_TYPES = 20
 
@@ -110,6 +113,12 @@ class ProviderSandbox:
             payment = json.loads(body)
             self.payments[str(payment["id"])] = payment
             return 201, payment
+        if method == "POST" and path == FAULTS_PATH:
+            faults = json.loads(body or b"{}")
+            if not isinstance(faults, dict) or not isinstance(faults.get("down"), bool):
+                return 400, {"message": 'expected {"down": true|false}'}
+            self.down = faults["down"]
+            return 200, {"down": self.down}
         prefix, _, rest = path.partition("/")[2].partition("/")
         # As the provider's API sees it, without the sandbox's prefix.
         self.requests.append("/" + rest)

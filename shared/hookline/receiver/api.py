@@ -73,7 +73,8 @@ def webhook_request(event: APIGatewayProxyEventV2) -> WebhookRequest:
     url = f"https://{event.request_context.domain_name}{event.raw_path}"
     return WebhookRequest(
         body=body,
-        headers={name.lower(): value for name, value in (event.headers or {}).items()},
+        # The event's own dict: Powertools' `headers` builds a case-insensitive copy per access.
+        headers={name.lower(): value for name, value in (event.get("headers") or {}).items()},
         query=event.query_string_parameters or {},
         url=f"{url}?{query}" if query else url,
     )

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from hookline import status
 from hookline.aws import CLIENT_CONFIG
 from hookline.clients.events import EventListing, SquareEvents, StripeEvents
-from hookline.consumer.build import build_database, database_conninfo, import_handler_modules
+from hookline.database_setup import build_database, database_conninfo, import_handler_modules
 from hookline.errors import ConfigurationError
 from hookline.handlers import registry
 from hookline.queue import EventQueue
