@@ -9,9 +9,10 @@ log_metrics; HMAC-SHA256 of the Stripe-Signature compared in constant time,
 the timestamp's tolerance, json.loads, the envelope with the same fields,
 deduplication and group ids, one log line and one metric per request. Ours
 does more on the same path (every check in hookline.receiver.intake and the
-provider, the per-provider metric breakdown): the goal is that it costs no
-more. Goal: ratio <= 1.0. Rounds alternate ours and the peer; the figure is
-the median of each. Cold starts: bench/cold.py.
+provider, the per-provider metric breakdown, carried in the same EMF line as
+the total): the goal is that it costs no more. Goal: ratio <= 1.0. Rounds
+alternate ours and the peer; the figure is the median of each. Cold starts:
+bench/cold.py.
 
     .venv/bin/python bench/receiver.py [--rounds N] [--profile]
 """

@@ -74,4 +74,5 @@ class Envelope(BaseModel):
         return f"{self.provider}:{_digest(self.provider, key)}"
 
     def to_message_body(self) -> str:
-        return self.model_dump_json()
+        """The SQS message body: exactly model_dump_json(), without its keyword handling."""
+        return self.__pydantic_serializer__.to_json(self).decode()

@@ -364,6 +364,13 @@ def postgres_processes(pgdata: Path) -> list[int]:
     return found
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
 def postmaster_pid(pgdata: Path) -> int:
     return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
@@ -398,9 +405,17 @@ def test_stop_and_restart_keep_the_embedded_database(tmp_path: Path) -> None:
     try:
         assert second.status()["database"]["ledger"] == {"applied": 1}
         orphan = postmaster_pid(pgdata)
+        moto = [
+            child
+            for child in psutil.Process(second.process.pid).children()
+            if "hookline.local.moto_process" in " ".join(child.cmdline())
+        ]
+        assert len(moto) == 2  # DynamoDB's own, and the rest
     finally:
         second.kill()
     assert orphan in postgres_processes(pgdata)
+    # moto has no data to keep: its processes end with the stack, however it ends.
+    eventually(lambda: not any(_alive(process) for process in moto), timeout=30)
     assert read_state(data_dir) is None  # the file is there, the stack is not
     assert cli("status", "--data-dir", str(data_dir)).returncode != 0
 

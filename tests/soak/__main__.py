@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=100.0, help="deliveries per second")
-    parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument("--senders", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--faults",

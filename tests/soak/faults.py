@@ -46,7 +46,7 @@ class Injector:
 
     admin_url: str  # a superuser connection to another database on the same server
     database: str  # hookline's database
-    moto_url: str
+    moto_urls: dict[str, str]  # the moto process each moto fault is switched on
     sandbox_url: str
     stack_pid: int
     started: float
@@ -103,7 +103,7 @@ class Injector:
         seconds = DURATION[fault if fault == "dynamodb" else "sqs"]
         self._http.request(
             "POST",
-            self.moto_url + CONTROL_PATH,
+            self.moto_urls[fault] + CONTROL_PATH,
             body=json.dumps({fault: seconds}).encode(),
             headers={"content-type": "application/json"},
         )
@@ -120,9 +120,13 @@ class Injector:
         return self._moto("dynamodb")
 
     def refused(self) -> dict[str, int]:
-        answer = self._http.request("GET", self.moto_url + CONTROL_PATH)
-        refused: dict[str, int] = json.loads(answer.data)["refused"]
-        return refused
+        """Calls each moto fault refused so far, over every moto process."""
+        total: dict[str, int] = {}
+        for url in set(self.moto_urls.values()):
+            answer = self._http.request("GET", url + CONTROL_PATH)
+            for name, count in json.loads(answer.data)["refused"].items():
+                total[name] = total.get(name, 0) + int(count)
+        return total
 
     def _provider_api(self) -> str:
         def switch(down: bool) -> None:

@@ -52,7 +52,7 @@ POLL_SECONDS = 2.0
 class Config:
     deliveries: int = 10_000
     rate: float = 100.0
-    senders: int = 16
+    senders: int = 64
     seed: int = 1
     faults: list[str] = field(default_factory=lambda: list(fault_module.FAULTS))
     drain_timeout: float = 600.0
@@ -142,10 +142,18 @@ def _moto() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _stack(database_url: str, moto_url: str, work: Path) -> Iterator[tuple[dict[str, Any], int]]:
+def _stack(
+    database_url: str, moto_url: str, dynamodb_url: str, work: Path
+) -> Iterator[tuple[dict[str, Any], int]]:
     data_dir = work / ".hookline"
     log_path = work / "stack.log"
-    env = {**os.environ, "AWS_ENDPOINT_URL": moto_url, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        # As `hookline local` runs its own moto: DynamoDB in a process of its own.
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("DATABASE_URL", None)
     command = [
         sys.executable,
@@ -266,8 +274,9 @@ def run(config: Config) -> Outcome:
         database = stack.enter_context(_database(admin_url))
         database_url = _with_database(admin_url, database)
         moto_url = stack.enter_context(_moto())
-        _say(config, f"moto at {moto_url}; database {database}; starting hookline local")
-        state, stack_pid = stack.enter_context(_stack(database_url, moto_url, work))
+        dynamodb_url = stack.enter_context(_moto())
+        _say(config, f"moto at {moto_url} and {dynamodb_url}; database {database}")
+        state, stack_pid = stack.enter_context(_stack(database_url, moto_url, dynamodb_url, work))
         _say(config, f"stack at {state['api_url']}")
         http = urllib3.PoolManager()
         for payment in workload.world.mercadopago.values():
@@ -277,8 +286,17 @@ def run(config: Config) -> Outcome:
                 insert_order(db, order.order_id, order.amount, order.currency)
 
         def save_order(order: SaveOrder) -> None:
-            with connect(database_url, SCHEMA, connect_timeout=5) as db:
-                insert_order(db, order.order_id, order.amount, order.currency)
+            # The shop's database is hookline's: through a cut, the shop retries too.
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with connect(database_url, SCHEMA, connect_timeout=5) as db:
+                        insert_order(db, order.order_id, order.amount, order.currency)
+                    return
+                except psycopg.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
 
         sqs = aws_clients(state["endpoint_url"], state["region"], ("sqs",))["sqs"]
         secrets = _secrets()
@@ -287,7 +305,7 @@ def run(config: Config) -> Outcome:
         injector = fault_module.Injector(
             admin_url=admin_url,
             database=database,
-            moto_url=moto_url,
+            moto_urls={"sqs_send": moto_url, "dynamodb": dynamodb_url},
             sandbox_url=state["sandbox_url"],
             stack_pid=stack_pid,
             started=started,

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import enum
+import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Logger
 from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]
 from aws_xray_sdk.core import xray_recorder  # type: ignore[import-untyped]
+from hookline.local.metrics import metric_data
+from hookline.metric_names import Metric
+from hookline.observability import (
+    SERVICE_NAME,
+    HooklineFormatter,
+    count,
+    gauge,
+    logger,
+    metrics,
+)
 
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.stack import load_function
@@ -179,10 +193,10 @@ def expected(namespace: str, service: str) -> dict[str, Any]:
         "logger": service,
         "tracer": service,
         "emitted": [
-            # The breakdown carries the service too: the dashboard searches on it.
-            [namespace, ["provider", "service"], {"provider": "stripe", "service": service}],
             # The total, with the service alone: what alarms and the breaker read.
             [namespace, ["service"], {"service": service}],
+            # The breakdown carries the service too: the dashboard searches on it.
+            [namespace, ["provider", "service"], {"provider": "stripe", "service": service}],
         ],
         "breaker": [namespace, service],
     }
@@ -205,3 +219,250 @@ def test_without_the_environment_the_names_are_hookline_s_defaults() -> None:
     # Set but empty (an unset template parameter) is the same as unset.
     empty = naming("observability", POWERTOOLS_SERVICE_NAME="", POWERTOOLS_METRICS_NAMESPACE="")
     assert empty == expected("Hookline", "hookline")
+
+
+# ------------------------------------------------------------------ breakdowns in one line
+
+Count = tuple[Metric, float, dict[str, str]]
+# (namespace, metric, unit, dimensions, value): one sample CloudWatch receives.
+Sample = tuple[str, str, str, frozenset[tuple[str, str]], float]
+
+
+@pytest.fixture
+def emf(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The EMF records printed since the last call, the line flushed as log_metrics does."""
+    metrics.clear_metrics()
+
+    def records() -> list[dict[str, Any]]:
+        metrics.flush_metrics()
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+
+    yield records
+    metrics.clear_metrics()
+
+
+def received(records: list[dict[str, Any]]) -> Counter[Sample]:
+    """What CloudWatch makes of the records, read as the local stack's forwarder reads them."""
+    samples: Counter[Sample] = Counter()
+    for record in records:
+        for namespace, datum in metric_data(record):
+            dimensions = frozenset((d["Name"], d["Value"]) for d in datum["Dimensions"])
+            for value in datum["Values"]:
+                samples[(namespace, datum["MetricName"], datum["Unit"], dimensions, value)] += 1
+    return samples
+
+
+def intended(counts: list[Count], line: dict[str, str] | None = None) -> Counter[Sample]:
+    """count()'s contract: each value once with the line's dimensions (the total), and
+    once more with the service and its own dimensions (the breakdown), when it has any."""
+    samples: Counter[Sample] = Counter()
+    for name, value, dimensions in counts:
+        total = {"service": SERVICE_NAME, **(line or {})}
+        samples[("Hookline", name.value, "Count", frozenset(total.items()), value)] += 1
+        if dimensions:
+            breakdown = {"service": SERVICE_NAME, **dimensions}
+            samples[("Hookline", name.value, "Count", frozenset(breakdown.items()), value)] += 1
+    return samples
+
+
+def check_shape(records: list[dict[str, Any]]) -> None:
+    """Each record as the EMF specification allows and CloudWatch reads it."""
+    for record in records:
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            assert 1 <= len(directive["Metrics"]) <= 100
+            for names in directive["Dimensions"]:
+                assert 1 <= len(names) <= 30
+                assert all(isinstance(record[name], str) for name in names)
+            assert all(metric["Name"] in record for metric in directive["Metrics"])
+
+
+def test_a_webhook_s_total_and_breakdown_leave_in_one_line(
+    emf: Callable[[], list[dict[str, Any]]],
+) -> None:
+    count(Metric.WEBHOOKS_ACCEPTED, provider="stripe")
+    [record] = emf()
+    total, breakdown = record["_aws"]["CloudWatchMetrics"]
+    # The total's directive as Powertools writes it: alarms and readers match [["service"]].
+    assert total["Dimensions"] == [["service"]]
+    assert breakdown["Dimensions"] == [["service", "provider"]]
+    assert (
+        total["Metrics"] == breakdown["Metrics"] == [{"Name": "WebhooksAccepted", "Unit": "Count"}]
+    )
+    assert record["WebhooksAccepted"] == [1.0]
+    assert received([record]) == intended([(Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"})])
+
+
+SCENARIOS: dict[str, list[Count]] = {
+    # One root value per key: the second provider's breakdown goes out apart.
+    "two metrics, two providers": [
+        (Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"}),
+        (Metric.SIGNATURE_REJECTED, 1, {"provider": "github"}),
+        (Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"}),
+    ],
+    "rejected": [
+        (Metric.WEBHOOKS_REJECTED, 1, {"reason": "mismatch"}),
+        (Metric.SIGNATURE_REJECTED, 1, {"provider": "github"}),
+    ],
+    "a consumer batch": [
+        (Metric.EVENTS_APPLIED, 1, {}),
+        (Metric.EVENTS_RECOVERED, 1, {"provider": "stripe"}),
+        (Metric.EVENTS_APPLIED, 1, {}),
+        (Metric.EVENTS_RECOVERED, 1, {"provider": "stripe"}),
+        # Another provider: one root value per key, so this one goes out apart...
+        (Metric.EVENTS_RECOVERED, 1, {"provider": "square"}),
+        (Metric.EVENTS_FAILED, 1, {"kind": "transient"}),
+        (Metric.EVENTS_FAILED, 1, {"kind": "permanent"}),
+        (Metric.EVENTS_PARKED, 1, {"reason": "poison"}),
+        (Metric.EVENTS_RECOVERED, 1, {"provider": "stripe"}),
+    ],
+    "the reconciler": [
+        (Metric.RECOVERY_SKIPPED, 1, {"provider": "stripe", "reason": "paused"}),
+        (Metric.RECOVERY_ENQUEUED, 3, {"provider": "stripe"}),
+        (Metric.RECOVERY_ENQUEUED, 0, {"provider": "square"}),
+        (Metric.RECOVERY_SKIPPED, 1, {"provider": "square", "reason": "paused"}),
+        (Metric.RECOVERY_ENQUEUED, 2, {}),  # the total alone, after breakdowns of its name
+    ],
+    "a breakdown, then its total alone": [
+        (Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"}),
+        (Metric.WEBHOOKS_ACCEPTED, 1, {}),
+    ],
+    "a total, then its breakdown": [
+        (Metric.WEBHOOKS_ACCEPTED, 1, {}),
+        (Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"}),
+    ],
+    # Powertools prints a metric's line by itself at 100 values.
+    "past a full line": [(Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"})] * 150,
+}
+
+
+@pytest.mark.parametrize("counts", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_cloudwatch_receives_every_total_and_breakdown_exactly_once(
+    emf: Callable[[], list[dict[str, Any]]], counts: list[Count]
+) -> None:
+    for name, value, dimensions in counts:
+        count(name, value, **dimensions)
+    records = emf()
+    check_shape(records)
+    assert received(records) == intended(counts)
+
+
+def test_a_blank_dimension_is_left_out_and_a_count_without_one_is_the_total_alone(
+    emf: Callable[[], list[dict[str, Any]]],
+) -> None:
+    count(Metric.EVENTS_FAILED, kind=" ")
+    count(Metric.RECOVERY_SKIPPED, provider="stripe", reason="")
+    records = emf()
+    assert received(records) == intended(
+        [(Metric.EVENTS_FAILED, 1, {}), (Metric.RECOVERY_SKIPPED, 1, {"provider": "stripe"})]
+    )
+
+
+def test_a_team_s_own_dimensions_and_metadata_never_change_a_breakdown(
+    emf: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """A key the line already holds with another value sends the breakdown out apart."""
+    count(Metric.WEBHOOKS_ACCEPTED, provider="stripe")
+    count(Metric.SIGNATURE_REJECTED, provider="github")
+    metrics.add_dimension(name="tenant", value="shop-a")  # the line's own: totals carry it
+    metrics.add_metadata(key="provider", value="a team's note")  # the root key, taken later
+    count(Metric.EVENTS_PARKED, reason="poison")
+    gauge(Metric.BREAKER_OPEN, 0)
+    records = emf()
+    check_shape(records)
+    counted: list[Count] = [
+        (Metric.WEBHOOKS_ACCEPTED, 1, {"provider": "stripe"}),
+        (Metric.SIGNATURE_REJECTED, 1, {"provider": "github"}),
+        (Metric.EVENTS_PARKED, 1, {"reason": "poison"}),
+    ]
+    expected = intended(counted, line={"tenant": "shop-a"})
+    line = frozenset({"service": SERVICE_NAME, "tenant": "shop-a"}.items())
+    expected[("Hookline", "BreakerOpen", "Count", line, 0.0)] += 1
+    assert received(records) == expected
+    # The team's metadata stays as they set it, in the line that carries the totals.
+    [totals] = [record for record in records if "BreakerOpen" in record]
+    assert totals["provider"] == "a team's note"
+
+
+def test_metrics_disabled_prints_no_breakdown(
+    emf: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    count(Metric.SIGNATURE_REJECTED, provider="github")
+    count(Metric.SIGNATURE_REJECTED, provider="stripe")  # would go out apart
+    assert emf() == []
+
+
+# ------------------------------------------------------------------ log lines
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+
+
+MESSAGES: list[tuple[Any, ...]] = [
+    ("webhook queued",),
+    ('{"object": ["as", "json"]}',),
+    ("  [1, 2]",),
+    ("\n-3",),
+    ("true",),
+    ("true story",),
+    ("null",),
+    ("NaN",),
+    ("Infinity and beyond",),
+    ("",),
+    ("   ",),
+    ("\ufeff{}",),
+    ("caf\u00e9 \ud800",),
+    ("nothing %s", "here"),
+    ('{"formatted": %d}', 1),
+    ({"a": "dict"},),
+    (Color.RED,),
+    (42,),
+]
+
+
+def emit(log: Logger, level: str, message: Any, *args: Any) -> None:
+    # One call site for both loggers: "location" names this line for each.
+    getattr(log, level)(message, *args, extra={"provider": "stripe", "message_id": "m-1"})
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    found = []
+    for line in buffer.getvalue().splitlines():
+        record = json.loads(line)
+        # What differs between any two loggers and invocations.
+        for key in ("timestamp", "service", "function_request_id", "cold_start"):
+            record.pop(key, None)
+        found.append(record)
+    return found
+
+
+def test_hookline_s_log_lines_are_powertools_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HooklineFormatter skips only a parse that must fail: each line is as Powertools writes it."""
+    assert isinstance(logger.registered_formatter, HooklineFormatter)
+    reference = Logger(service="hookline-reference", log_uncaught_exceptions=True)
+    ours, theirs = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", ours)
+    monkeypatch.setattr(reference.registered_handler, "stream", theirs)
+
+    def run(log: Logger) -> None:
+        @log.inject_lambda_context(clear_state=True)
+        def handler(event: dict[str, Any], context: Any) -> None:
+            log.set_correlation_id("evt_1")
+            for message in MESSAGES:
+                emit(log, "info", *message)
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                emit(log, "exception", "it failed")
+
+        handler({}, FakeLambdaContext())
+        emit(log, "warning", "after the invocation")
+        log.clear_state()
+        emit(log, "info", "after clear_state")
+
+    run(logger)
+    run(reference)
+    assert len(lines(ours)) == len(MESSAGES) + 3
+    assert lines(ours) == lines(theirs)
+    assert json.loads(ours.getvalue().splitlines()[0])["service"] == SERVICE_NAME

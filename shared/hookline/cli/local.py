@@ -18,6 +18,18 @@ from hookline.errors import EXIT_CONFIGURATION, HooklineError
 from hookline.schema import DEFAULT_SCHEMA
 
 
+def _service_endpoints() -> dict[str, str]:
+    """botocore's per-service variables (AWS_ENDPOINT_URL_DYNAMODB, ...) for the
+    services the local stack uses, so one of them can be served apart."""
+    from hookline.local.stack import LOCAL_SERVICES
+
+    found = {
+        service: os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}", "")
+        for service in LOCAL_SERVICES
+    }
+    return {service: url for service, url in found.items() if url}
+
+
 def _parameters(values: tuple[str, ...]) -> dict[str, str]:
     # Each value may hold several, as `sam deploy --parameter-overrides "A=1 B=2"`.
     parameters: dict[str, str] = {}
@@ -78,6 +90,12 @@ class SecretsFile(click.Path):
     help="Default: $DATABASE_URL, else an embedded server kept under .hookline/.",
 )
 @click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="An AWS endpoint already running (moto, LocalStack) instead of starting moto "
+    "(default: $AWS_ENDPOINT_URL; $AWS_ENDPOINT_URL_DYNAMODB and the like for one service).",
+)
+@click.option(
     "--schema",
     help="hookline's PostgreSQL schema (default: $DATABASE_SCHEMA, else the template's, "
     f"{DEFAULT_SCHEMA}); the database's other schemas are never touched.",
@@ -127,6 +145,7 @@ def local_command(
     port: int,
     secrets: Path | None,
     database_url: str | None,
+    endpoint_url: str | None,
     schema: str | None,
     code: str,
     build_dir: Path | None,
@@ -170,7 +189,8 @@ def local_command(
             port=port,
             database_url=database_url or os.environ.get("DATABASE_URL") or None,
             schema=schema if schema is not None else os.environ.get("DATABASE_SCHEMA"),
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+            service_endpoints=_service_endpoints(),
             code=code,
             build_dir=build_dir,
             parameters=_parameters(parameter_overrides),

@@ -90,9 +90,10 @@ def _short(value: Any) -> str:
 
 
 def _metrics(record: dict[str, Any]) -> str:
-    names = [
+    # A metric in two directives (its total and its per-provider breakdown) is one value.
+    names = dict.fromkeys(
         metric["Name"]
         for directive in record["_aws"].get("CloudWatchMetrics", [])
         for metric in directive.get("Metrics", [])
-    ]
+    )
     return " ".join(f"{name}={_short(record.get(name))}" for name in names)

@@ -117,7 +117,11 @@ def write_env_file(path: Path, state: Mapping[str, Any] | None, project: Path) -
                     else {"database_url": own}
                 )
                 environment["DATABASE_URL"] = reachable or environment["DATABASE_URL"]
-            document[name] = {**environment, "AWS_ENDPOINT_URL": endpoint}
+            separate = {
+                f"AWS_ENDPOINT_URL_{service.upper()}": container_url(str(url))
+                for service, url in (state.get("service_endpoints") or {}).items()
+            }
+            document[name] = {**environment, "AWS_ENDPOINT_URL": endpoint, **separate}
     else:
         loaded = template.load(project / "template.yaml")
         resolver = template.Resolver(

