@@ -32,6 +32,8 @@ def _load(name: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered first: dataclasses look their module up while it is being run.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -109,6 +109,10 @@ class WebhookSecrets:
         self._clock = clock
         # (retry after, why): Powertools caches only successful reads.
         self._failed_read: tuple[float, str] | None = None
+        # Powertools hands back the same document object until max_age: each provider's
+        # entry is checked once per document, not on every request. The document is
+        # held, so its identity cannot pass to another object.
+        self._checked: tuple[dict[str, Any], dict[str, tuple[str, ...]]] | None = None
 
     def _document(self) -> dict[str, Any]:
         if self._failed_read is not None:
@@ -130,7 +134,13 @@ class WebhookSecrets:
 
     def for_provider(self, provider: str) -> tuple[str, ...]:
         """Every accepted secret for `provider`, newest first (see `provider_secrets`)."""
-        return provider_secrets(self._document(), provider)
+        document = self._document()
+        if self._checked is None or self._checked[0] is not document:
+            self._checked = (document, {})
+        checked = self._checked[1]
+        if provider not in checked:
+            checked[provider] = provider_secrets(document, provider)
+        return checked[provider]
 
     def api_credential(self, key: str) -> str:
         """A provider API credential kept in the same secret (e.g. `mercadopago_access_token`)."""

@@ -175,3 +175,22 @@ def test_a_secret_that_is_not_json_is_remembered_too(secretsmanager: Any) -> Non
     with pytest.raises(SecretsUnavailable):
         secrets.for_provider("stripe")
     assert calls["GetSecretValue"] == 2
+
+
+def test_a_rotation_is_used_once_the_cached_read_expires(secretsmanager: Any) -> None:
+    """Each document is checked once, and a rotated one (a new read) replaces it: the
+    new secret is accepted, an unusable one is refused, never the old one reused."""
+    secretsmanager.create_secret(Name=SECRET_NAME, SecretString=json.dumps({"stripe": ["old"]}))
+    secrets = WebhookSecrets(SECRET_NAME, SecretsProvider(boto3_client=secretsmanager), max_age=0)
+    assert secrets.for_provider("stripe") == ("old",)
+    secretsmanager.put_secret_value(
+        SecretId=SECRET_NAME, SecretString=json.dumps({"stripe": ["new", "old"]})
+    )
+    assert secrets.for_provider("stripe") == ("new", "old")
+    secretsmanager.put_secret_value(
+        SecretId=SECRET_NAME, SecretString=json.dumps({"stripe": [" "]})
+    )
+    with pytest.raises(InvalidSecret):
+        secrets.for_provider("stripe")
+    with pytest.raises(ProviderDisabled):
+        secrets.for_provider("square")
