@@ -38,6 +38,23 @@ class Injected:
     started: float  # seconds since the run started
     ended: float
     detail: str
+    # What the stack met of it: connections cut, containers killed, calls refused.
+    # 0: the fault did nothing, and the run proves nothing about it.
+    effect: int = 0
+
+
+def ineffective(planned: list[str], injected: list[Injected]) -> list[str]:
+    """A problem for each planned fault not injected, or injected without effect."""
+    problems = [
+        f"fault {name} was not injected (see the soak's stderr)"
+        for name in planned[len(injected) :]
+    ]
+    problems += [
+        f"fault {fault.name} took no effect: {fault.detail}"
+        for fault in injected
+        if fault.effect <= 0
+    ]
+    return problems
 
 
 @dataclass
@@ -57,27 +74,37 @@ class Injector:
         return time.monotonic() - self.started
 
     def inject(self, name: str) -> Injected:
-        action: Callable[[], str] = getattr(self, f"_{name}")
+        action: Callable[[], tuple[str, int]] = getattr(self, f"_{name}")
         began = self._now()
-        detail = action()
-        done = Injected(name, began, self._now(), detail)
+        detail, effect = action()
+        done = Injected(name, began, self._now(), detail, effect)
         self.injected.append(done)
         return done
 
-    def _postgres(self) -> str:
+    def _postgres(self) -> tuple[str, int]:
         database = sql.Identifier(self.database)
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+            # The functions' own connections (consumer, reconciler) are the ones
+            # the fault is about; the soak's own order saves connect too.
             cut = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT count(pg_terminate_backend(pid)),"
+                " count(*) FILTER (WHERE application_name LIKE 'hookline-%%')"
+                " FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (self.database,),
             ).fetchone()
-            time.sleep(DURATION["postgres"])
-            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
-        return f"refused connections for {DURATION['postgres']:.0f}s, cut {cut[0] if cut else 0}"
+            try:
+                time.sleep(DURATION["postgres"])
+            finally:
+                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+        total, functions = (int(cut[0]), int(cut[1])) if cut else (0, 0)
+        return (
+            f"refused connections for {DURATION['postgres']:.0f}s,"
+            f" cut {total} ({functions} of hookline's functions)",
+            functions,
+        )
 
-    def _consumer(self) -> str:
+    def _consumer(self) -> tuple[str, int]:
         killed = 0
         deadline = time.monotonic() + 10
         while killed < DURATION["consumer"] and time.monotonic() < deadline:
@@ -87,7 +114,7 @@ class Injector:
                 continue
             os.kill(busy[0].pid, signal.SIGKILL)
             killed += 1
-        return f"killed {killed} busy consumer container(s)"
+        return f"killed {killed} busy consumer container(s)", killed
 
     def _containers(self, function: str) -> list[psutil.Process]:
         found = []
@@ -99,24 +126,24 @@ class Injector:
                 continue
         return found
 
-    def _moto(self, fault: str) -> str:
+    def _moto(self, fault: str) -> tuple[str, int]:
         seconds = DURATION[fault if fault == "dynamodb" else "sqs"]
+        # Counted before arming: every call the fault refuses is in the difference.
+        before = self.refused()
         self._http.request(
             "POST",
             self.moto_urls[fault] + CONTROL_PATH,
             body=json.dumps({fault: seconds}).encode(),
             headers={"content-type": "application/json"},
         )
-        before = self.refused()
         time.sleep(seconds)
-        return (
-            f"{seconds:.0f}s; refused {self.refused().get(fault, 0) - before.get(fault, 0)} calls"
-        )
+        refused = self.refused().get(fault, 0) - before.get(fault, 0)
+        return f"{seconds:.0f}s; refused {refused} calls", refused
 
-    def _sqs(self) -> str:
+    def _sqs(self) -> tuple[str, int]:
         return self._moto("sqs_send")
 
-    def _dynamodb(self) -> str:
+    def _dynamodb(self) -> tuple[str, int]:
         return self._moto("dynamodb")
 
     def refused(self) -> dict[str, int]:
@@ -128,21 +155,26 @@ class Injector:
                 total[name] = total.get(name, 0) + int(count)
         return total
 
-    def _provider_api(self) -> str:
-        def switch(down: bool) -> None:
-            self._http.request(
+    def _provider_api(self) -> tuple[str, int]:
+        def switch(down: bool) -> int:
+            answer = self._http.request(
                 "POST",
                 self.sandbox_url + "/_sandbox/faults",
                 body=json.dumps({"down": down}).encode(),
                 headers={"content-type": "application/json"},
             )
+            return int(json.loads(answer.data).get("refused", 0))
 
-        switch(True)
+        before = switch(True)
         try:
             time.sleep(DURATION["provider_api"])
         finally:
-            switch(False)
-        return f"every provider API answered 503 for {DURATION['provider_api']:.0f}s"
+            refused = switch(False) - before
+        return (
+            f"every provider API answered 503 for {DURATION['provider_api']:.0f}s;"
+            f" refused {refused} calls",
+            refused,
+        )
 
 
 def _busy(process: psutil.Process) -> bool:

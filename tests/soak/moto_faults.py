@@ -23,7 +23,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 CONTROL_PATH = "/_soak/faults"
 
@@ -100,8 +103,9 @@ def _answer(
     return [data]
 
 
-def main(argv: list[str]) -> int:
-    from hookline.local import services
+def build_server(port: int) -> BaseWSGIServer:
+    """moto as `hookline local` runs it (the same patches), behind the fault switches."""
+    from hookline.local.moto_process import patch_moto
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -109,14 +113,16 @@ def main(argv: list[str]) -> int:
     )
     from werkzeug.serving import make_server
 
-    # The stack's own moto process applies the same fixes (see hookline.local.services).
-    patch = getattr(services, "patch_moto", None)
-    if callable(patch):
-        patch()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = int(argv[0]) if argv else 0
+    # Imported by name, not looked up: a soak against unpatched moto would test
+    # another SQS than the stack's, and say nothing.
+    patch_moto()
     app = with_faults(DomainDispatcherApplication(create_backend_app), Faults())
-    server = make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
+    return make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
+
+
+def main(argv: list[str]) -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = build_server(int(argv[0]) if argv else 0)
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
     return 0

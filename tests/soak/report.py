@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from collections import Counter
 from pathlib import Path
@@ -14,10 +15,16 @@ FINAL = ("applied", "stale", "ignored")
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest value with `fraction` of them at or below.
+
+    (int(fraction * n) was a rank too high: the p99 of 100 values was their maximum.)
+    """
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    # Rounded first: 0.07 * 100 is 7.000000000000001, whose ceiling is a rank too high.
+    rank = math.ceil(round(fraction * len(ordered), 9))
+    return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
 def _receive_ms(outcome: Outcome) -> list[float]:
@@ -74,6 +81,7 @@ def summary(outcome: Outcome) -> dict[str, Any]:
                 "at_s": round(f.started, 1),
                 "until_s": round(f.ended, 1),
                 "what": f.detail,
+                "effect": f.effect,
             }
             for f in outcome.injected
         ],
@@ -106,12 +114,12 @@ def text(outcome: Outcome) -> str:
         f"drained   {s['drained_after_s']} s after the last send"
         if s["drained_after_s"] is not None
         else "drained   NO",
-        "faults    " + ("none" if not s["faults"] else ""),
+        "faults    " + ("none" if not s["faults"] else f"{len(s['faults'])}, in turn:"),
     ]
     for fault in s["faults"]:
         lines.append(
-            f"  {fault['at_s']:>6.1f}s-{fault['until_s']:<6.1f}s"
-            f" {fault['fault']:<13} {fault['what']}"
+            f"  {fault['fault']:<13} {fault['at_s']:>6.1f}-{fault['until_s']:.1f} s:"
+            f" {fault['what']}"
         )
     verdict = "PASS: the database agrees with the oracle" if outcome.passed else "FAIL"
     lines.append(f"oracle    {len(outcome.problems)} mismatches. {verdict}")

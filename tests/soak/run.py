@@ -344,6 +344,9 @@ def run(config: Config) -> Outcome:
         _say(config, f"drained after {drained_after}s" if drained_after else "did not drain")
         depths = queue_depths(sqs, state["queues"])
         problems = _check(workload, record, database_url, depths)
+        # A fault that did nothing (no connection to cut, no busy container, no call
+        # to refuse) leaves a run that agrees with the oracle and proves nothing.
+        problems += fault_module.ineffective(config.faults, injector.injected)
         if drained_after is None:
             problems.insert(0, f"did not drain within {config.drain_timeout:.0f}s")
         return Outcome(

@@ -123,6 +123,13 @@ def response_parts(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
     return int(result["statusCode"]), headers, list(result.get("cookies") or []), raw
 
 
+class _Server(ThreadingHTTPServer):
+    # API Gateway never refuses a connection: a burst of providers must queue, not
+    # meet socketserver's default listen backlog of 5 (connection refused or reset).
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LocalApi:
     def __init__(
         self, wiring: Wiring, invoke: Invoke, host: str, port: int, access_log: AccessLog
@@ -163,8 +170,7 @@ class LocalApi:
         self.wiring = wiring
         self.invoke = invoke
         self.access_log = access_log
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

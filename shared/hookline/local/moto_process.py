@@ -132,15 +132,23 @@ def _serialized_receive(original: Callable[..., list[Any]]) -> Callable[..., lis
 
 def _notifying(original: Callable[..., Any]) -> Callable[..., Any]:
     def method(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        # A delete may free a FIFO group, a visibility change may show a message:
-        # wake the receives waiting on that queue (see _serialized_receive).
-        try:
+        """Under the queue's lock, then wake the receives waiting on that queue.
+
+        moto's delete rebuilds the message list from a scan and swaps it in, without
+        the lock: a receive moving a message to the DLQ meanwhile (`list.remove`
+        mid-scan) made the scan skip a message, lost by the swap, while the moved one
+        came back beside its DLQ copy; a send appended between the scan and the swap
+        was lost too. A delete may free a FIFO group, a visibility change may show a
+        message: either may answer a waiting receive (see _serialized_receive).
+        """
+        queue = self.queues.get(queue_name)
+        if queue is None:
             return original(self, queue_name, *args, **kwargs)
-        finally:
-            queue = self.queues.get(queue_name)
-            if queue is not None:
-                with queue._messages_lock:
-                    queue._messages_lock.notify_all()
+        with queue._messages_lock:
+            try:
+                return original(self, queue_name, *args, **kwargs)
+            finally:
+                queue._messages_lock.notify_all()
 
     method.__name__ = original.__name__
     return method

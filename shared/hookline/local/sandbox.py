@@ -85,6 +85,8 @@ class ProviderSandbox:
     # Statuses to answer before serving normally (e.g. [503, 429]); `down` refuses all.
     failures: list[int] = field(default_factory=list)
     down: bool = False
+    # Requests refused while down, so far (the soak checks its outage met some).
+    refused: int = 0
     # Seconds every Mercado Pago GET waits before its answer (a slow API); other
     # requests are served meanwhile.
     delay_seconds: float = 0.0
@@ -118,7 +120,7 @@ class ProviderSandbox:
             if not isinstance(faults, dict) or not isinstance(faults.get("down"), bool):
                 return 400, {"message": 'expected {"down": true|false}'}
             self.down = faults["down"]
-            return 200, {"down": self.down}
+            return 200, {"down": self.down, "refused": self.refused}
         prefix, _, rest = path.partition("/")[2].partition("/")
         # As the provider's API sees it, without the sandbox's prefix.
         self.requests.append("/" + rest)
@@ -127,6 +129,7 @@ class ProviderSandbox:
         except ValueError:
             self.bodies.append(None)
         if self.down:
+            self.refused += 1
             return 503, {"message": "service unavailable"}
         if self.failures:
             return self.failures.pop(0), {"message": "injected failure"}

@@ -128,9 +128,21 @@ class QueuePoller:
                 self.report(self.source.function, f"poll failed: {type(error).__name__}: {error}")
                 self._stop.wait(2)
                 continue
+            except Exception as error:  # noqa: BLE001 - Lambda's mapping never stops polling
+                # A poller that died would leave its queue unpolled (thread 0 is the one
+                # every scale-up starts from); its messages come back after their timeout.
+                self.report(self.source.function, f"poll failed: {type(error).__name__}: {error}")
+                self._stop.wait(2)
+                continue
             self._scale(number, received)
             if 0 < received <= self._full // 2:
                 self._stop.wait(GATHER_SECONDS)
+
+    @property
+    def active(self) -> int:
+        """Pollers receiving now (the rest wait for a full batch to bring them in)."""
+        with self._scaling:
+            return self._active
 
     @property
     def _full(self) -> int:

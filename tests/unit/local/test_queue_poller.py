@@ -60,13 +60,13 @@ def test_a_backlog_is_shared_by_more_pollers_and_each_group_keeps_its_order(sqs:
                 MessageDeduplicationId=body,
             )
     seen: list[str] = []
-    pollers: set[str] = set()
+    active: list[int] = []
     lock = threading.Lock()
 
     def invoke(function: str, event: dict[str, Any]) -> Invocation:
         with lock:
             seen.extend(record["body"] for record in event["Records"])
-            pollers.add(threading.current_thread().name)
+            active.append(poller.active)
         time.sleep(0.05)  # a function that takes a while: the backlog stays
         return Invocation("request", result={"batchItemFailures": []})
 
@@ -82,7 +82,9 @@ def test_a_backlog_is_shared_by_more_pollers_and_each_group_keeps_its_order(sqs:
     for group in range(GROUPS):
         order = [int(body.split(":")[1]) for body in seen if body.startswith(f"{group}:")]
         assert order == sorted(order)
-    assert len(pollers) > 1  # full batches brought more pollers in
+    # Full batches brought more pollers in (whether they then found a free group
+    # is the scheduler's business: every group may be in flight already).
+    assert max(active) > 1
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
@@ -110,3 +112,32 @@ def test_a_failed_item_stays_on_the_queue_and_the_rest_are_deleted(sqs: Any) -> 
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"  # "bad", in flight
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_poller_that_meets_an_unexpected_error_reports_it_and_keeps_polling(
+    sqs: Any,
+) -> None:
+    """As Lambda's mapping does: a failure to invoke (a container that cannot start)
+    never stops the polling; the message comes back and is delivered."""
+    url, arn = _queue(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="m", MessageGroupId="g", MessageDeduplicationId="m")
+    calls: list[str] = []
+    reports: list[str] = []
+
+    def invoke(function: str, event: dict[str, Any]) -> Invocation:
+        calls.append(event["Records"][0]["body"])
+        if len(calls) == 1:
+            raise OSError("cannot start the container")
+        return Invocation("request", result={"batchItemFailures": []})
+
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    source = QueueSource("ConsumerFunction", "EventsQueue", 10, 1, True)
+    poller = QueuePoller(
+        source, url, arn, sqs, invoke, lambda _, line: reports.append(line), "us-east-1"
+    )
+    poller.start()
+    try:
+        _eventually(lambda: len(calls) == 2)
+    finally:
+        poller.stop(5)
+    assert any("OSError: cannot start the container" in line for line in reports)
