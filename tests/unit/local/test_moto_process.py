@@ -183,3 +183,68 @@ def test_moto_process_serves_with_the_patches_until_its_block_ends() -> None:
         ]
     with pytest.raises(Exception, match="Could not connect"):
         client.list_queues()
+
+
+def _receive_one(sqs: Any, url: str, body: str, group: str) -> str:
+    sqs.send_message(
+        QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=body
+    )
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert message["Body"] == body
+    handle: str = message["ReceiptHandle"]
+    return handle
+
+
+def test_a_delete_racing_a_move_to_the_dlq_loses_nothing_and_parks_once(
+    sqs: Any, patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DeleteMessage racing a receive that moves a message to the DLQ, through boto3.
+
+    moto's delete scans the queue's message list and swaps in the messages it kept;
+    a receive that moves a poison message to the DLQ removes it from that list in
+    place. Interleaved, the scan skips the message after the removed one (lost: an
+    event in flight with a consumer is gone, never redelivered) and the swap brings
+    the poison message back beside its DLQ copy (parked twice). The race is made
+    deterministic: the delete is held mid-scan while the receive runs.
+    """
+    url, dlq = _queues(sqs)
+    poison = _receive_one(sqs, url, "poison", "group-1")
+    done = _receive_one(sqs, url, "done", "group-2")  # processed: the consumer deletes it
+    busy = _receive_one(sqs, url, "busy", "group-3")  # in flight with another consumer
+    # poison: its one receive used up, due for the DLQ at the next receive.
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=poison, VisibilityTimeout=0)
+
+    racer: list[threading.Thread] = []
+    matched: list[Message] = []
+    original = Message.had_receipt_handle
+
+    def had_receipt_handle(self: Message, receipt_handle: str) -> bool:
+        found = original(self, receipt_handle)
+        if found and receipt_handle == done:
+            matched.append(self)
+            # The second match is the delete's rebuilding scan, at "done" (the first,
+            # its check that the handle is known): a receive runs now, moving "poison".
+            if len(matched) == 2:
+                thread = threading.Thread(target=lambda: sqs.receive_message(QueueUrl=url))
+                racer.append(thread)
+                thread.start()
+                thread.join(0.5)
+        return found
+
+    monkeypatch.setattr(Message, "had_receipt_handle", had_receipt_handle)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=done)
+    racer[0].join(10)
+    monkeypatch.setattr(Message, "had_receipt_handle", original)
+
+    # "busy" is still there, in flight, its consumer's handle good; "poison" only in the DLQ.
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=busy, VisibilityTimeout=60)
+    counts = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    parked = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert counts == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "1",
+    }
+    assert [m["Body"] for m in parked] == ["poison"]

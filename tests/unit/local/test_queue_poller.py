@@ -18,6 +18,7 @@ from moto import mock_aws
 
 GROUPS = 6
 PER_GROUP = 10
+POLLERS = 3
 
 
 @pytest.fixture
@@ -141,3 +142,54 @@ def test_a_poller_that_meets_an_unexpected_error_reports_it_and_keeps_polling(
     finally:
         poller.stop(5)
     assert any("OSError: cannot start the container" in line for line in reports)
+
+
+def test_disabling_the_mapping_stops_scaled_up_pollers_and_enabling_resumes(sqs: Any) -> None:
+    """The breaker's switch (UpdateEventSourceMapping Enabled=false) stops every poller
+    of the mapping, the ones scaled up for a backlog included; Enabled=true resumes them."""
+    url, arn = _queue(sqs)
+    for number in range(PER_GROUP):
+        for group in range(GROUPS):
+            body = f"{group}:{number}"
+            sqs.send_message(
+                QueueUrl=url,
+                MessageBody=body,
+                MessageGroupId=str(group),
+                MessageDeduplicationId=body,
+            )
+    source = QueueSource("ConsumerFunction", "EventsQueue", 2, POLLERS, True)
+    lock = threading.Lock()
+    seen: list[str] = []
+    after_disable: list[str] = []
+    poller: QueuePoller
+
+    def invoke(function: str, event: dict[str, Any]) -> Invocation:
+        with lock:
+            if not poller.enabled.is_set():
+                after_disable.append(threading.current_thread().name)
+            seen.extend(record["body"] for record in event["Records"])
+            # The breaker opens once the backlog brought every poller in.
+            if poller.active == POLLERS and poller.enabled.is_set() and not after_disable:
+                poller.enabled.clear()
+                after_disable.append("disabled")
+        time.sleep(0.05)
+        return Invocation("request", result={"batchItemFailures": []})
+
+    poller = QueuePoller(source, url, arn, sqs, invoke, lambda *_: None, "us-east-1")
+    poller.start()
+    try:
+        _eventually(lambda: not poller.enabled.is_set())
+        # Long enough for every poller to have polled again, were it still polling.
+        time.sleep(2.5)
+        with lock:
+            paused_at = len(seen)
+            late = list(after_disable[1:])
+        # At most the receives already under way when the switch flipped, one per poller.
+        assert len(late) <= POLLERS - 1, late
+        assert paused_at < GROUPS * PER_GROUP
+        poller.enabled.set()
+        _eventually(lambda: len(seen) == GROUPS * PER_GROUP)
+    finally:
+        poller.stop(5)
+
+    assert sorted(seen) == sorted(f"{g}:{n}" for g in range(GROUPS) for n in range(PER_GROUP))
