@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import urllib3
-from hookline.simulate.send import TIMEOUT, webhook_url
+from hookline.simulate.send import TIMEOUT, Pacer, webhook_url
 from hookline.simulate.signing import forged_secret, signature_headers
 
 from tests.soak.workload import SaveOrder, Send, Step
@@ -54,21 +54,6 @@ class Record:
     delivered: list[Delivered] = field(default_factory=list)
     orders_saved: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-class Pacer:
-    """At most `rate` starts per second across all threads."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            slot = max(self._next, time.monotonic())
-            self._next = slot + self.interval
-        time.sleep(max(0.0, slot - time.monotonic()))
 
 
 def _retryable(status: int | None) -> bool:

@@ -122,7 +122,8 @@ def _database(admin_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _moto() -> Iterator[str]:
+def moto_with_faults() -> Iterator[str]:
+    """moto with the fault switches (tests/soak/moto_faults.py) in a process of its own."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.soak.moto_faults", "0"],
         cwd=ROOT,
@@ -273,8 +274,8 @@ def run(config: Config) -> Outcome:
         admin_url = stack.enter_context(_server(config, work))
         database = stack.enter_context(_database(admin_url))
         database_url = _with_database(admin_url, database)
-        moto_url = stack.enter_context(_moto())
-        dynamodb_url = stack.enter_context(_moto())
+        moto_url = stack.enter_context(moto_with_faults())
+        dynamodb_url = stack.enter_context(moto_with_faults())
         _say(config, f"moto at {moto_url} and {dynamodb_url}; database {database}")
         state, stack_pid = stack.enter_context(_stack(database_url, moto_url, dynamodb_url, work))
         _say(config, f"stack at {state['api_url']}")

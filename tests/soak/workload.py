@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,12 +313,5 @@ def describe(workload: Workload) -> dict[str, Any]:
             not in (p.currency.upper() for p in workload.world.case.payments if p.order == k)
             or order.amount != sum(p.amount for p in workload.world.case.payments if p.order == k)
         ),
-        "by_provider": _count(s.event.provider for s in sends),
+        "by_provider": dict(sorted(Counter(s.event.provider for s in sends).items())),
     }
-
-
-def _count(items: Any) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for item in items:
-        found[item] = found.get(item, 0) + 1
-    return dict(sorted(found.items()))

@@ -51,7 +51,7 @@ def plan(
     return deliveries
 
 
-class _Pacer:
+class Pacer:
     """At most `rate` sends per second across all threads."""
 
     def __init__(self, rate: float | None) -> None:
@@ -200,7 +200,7 @@ def deliver(
 ) -> Summary:
     """Post every delivery; `secret_for(provider)` gives the signing secret."""
     http = urllib3.PoolManager(maxsize=max(1, concurrency))
-    pacer = _Pacer(rate)
+    pacer = Pacer(rate)
     summary = Summary()
     lock = threading.Lock()
 

@@ -41,6 +41,19 @@ def _queue(sqs: Any) -> tuple[str, str]:
     return url, arn
 
 
+def _backlog(sqs: Any, url: str) -> None:
+    """PER_GROUP messages in each of GROUPS groups, "group:number", in order."""
+    for number in range(PER_GROUP):
+        for group in range(GROUPS):
+            body = f"{group}:{number}"
+            sqs.send_message(
+                QueueUrl=url,
+                MessageBody=body,
+                MessageGroupId=str(group),
+                MessageDeduplicationId=body,
+            )
+
+
 def _eventually(check: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -51,15 +64,7 @@ def _eventually(check: Any, timeout: float = 30.0) -> None:
 
 def test_a_backlog_is_shared_by_more_pollers_and_each_group_keeps_its_order(sqs: Any) -> None:
     url, arn = _queue(sqs)
-    for number in range(PER_GROUP):
-        for group in range(GROUPS):
-            body = f"{group}:{number}"
-            sqs.send_message(
-                QueueUrl=url,
-                MessageBody=body,
-                MessageGroupId=str(group),
-                MessageDeduplicationId=body,
-            )
+    _backlog(sqs, url)
     seen: list[str] = []
     active: list[int] = []
     lock = threading.Lock()
@@ -148,15 +153,7 @@ def test_disabling_the_mapping_stops_scaled_up_pollers_and_enabling_resumes(sqs:
     """The breaker's switch (UpdateEventSourceMapping Enabled=false) stops every poller
     of the mapping, the ones scaled up for a backlog included; Enabled=true resumes them."""
     url, arn = _queue(sqs)
-    for number in range(PER_GROUP):
-        for group in range(GROUPS):
-            body = f"{group}:{number}"
-            sqs.send_message(
-                QueueUrl=url,
-                MessageBody=body,
-                MessageGroupId=str(group),
-                MessageDeduplicationId=body,
-            )
+    _backlog(sqs, url)
     source = QueueSource("ConsumerFunction", "EventsQueue", 2, POLLERS, True)
     lock = threading.Lock()
     seen: list[str] = []
