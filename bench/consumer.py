@@ -150,7 +150,7 @@ def seed_orders(url: str, order_ids: list[str]) -> None:
 
 def build_handler(url: str, persistence: BasePersistenceLayer | None = None) -> tuple[Any, Any]:
     """The handler as functions/consumer/app.py wires it, and its Database."""
-    from hookline.clients.mercadopago import MercadoPagoApi
+    from hookline.clients.provider_apis import ProviderApis
     from hookline.consumer.apply import Applier
     from hookline.consumer.batch import Consumer
     from hookline.database import Database
@@ -159,7 +159,7 @@ def build_handler(url: str, persistence: BasePersistenceLayer | None = None) -> 
 
     database = Database(lambda: url)
     consumer = Consumer(
-        Applier(database, MercadoPagoApi(lambda: "unused")),
+        Applier(database, ProviderApis(lambda key: "unused")),
         persistence or InMemoryPersistenceLayer(),
         EventQueue("unused", client=None),  # type: ignore[arg-type]  # no failures here
     )

@@ -74,5 +74,15 @@ class Envelope(BaseModel):
         return f"{self.provider}:{_digest(self.provider, key)}"
 
     def to_message_body(self) -> str:
-        """The SQS message body: exactly model_dump_json(), without its keyword handling."""
-        return self.__pydantic_serializer__.to_json(self).decode()
+        """The SQS message body: model_dump_json(), without its keyword handling, with
+        U+FFFE and U+FFFF escaped.
+
+        SQS refuses a message holding either (its allowed characters stop at U+FFFD),
+        and JSON leaves them raw: a body a customer typed one into could never be
+        queued. In the serialized JSON they occur only inside strings, so the escape
+        reads back as the same text.
+        """
+        text = self.__pydantic_serializer__.to_json(self).decode()
+        if "\ufffe" in text or "\uffff" in text:
+            text = text.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+        return text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, Overflow
 
 from hookline.errors import MalformedEvent
 
@@ -34,6 +34,9 @@ def to_minor(value: object, currency: str, what: str) -> int:
         minor = Decimal(str(value)).scaleb(_EXPONENTS.get(currency.upper(), 2))
     except InvalidOperation:
         raise MalformedEvent(f"{what} is not a number") from None
+    except Overflow:
+        # Past Decimal's exponent range once scaled ("1e999999" dollars in cents).
+        raise MalformedEvent(f"{what} is larger than any amount") from None
     # Checked before any integer is built: "1e999999" would cost seconds of CPU.
     if minor.is_finite() and minor.adjusted() > MAX_MINOR_DIGITS:
         raise MalformedEvent(f"{what} is larger than any amount")

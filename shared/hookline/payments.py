@@ -17,10 +17,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import psycopg
+
 from hookline.database import StatementQueue
 from hookline.locks import RowKind, RowLocks
 from hookline.metric_names import Metric
 from hookline.observability import count, logger
+from hookline.schema import DEFAULT_SCHEMA, schema_name
+from hookline.storable import is_storable_text
 
 
 class PaymentStatus(StrEnum):
@@ -488,6 +492,35 @@ def apply_refund(locks: RowLocks, update: RefundUpdate) -> tuple[bool, int]:
     return stale, int(total["total"])
 
 
+def pending_refunds(locks: RowLocks, provider: str, payment_id: str) -> list[RefundUpdate]:
+    """The payment's refunds still `pending`, read under the payment's lock (taken here).
+
+    For a provider whose later event settles them (Adyen: a CANCEL_OR_REFUND that
+    found no capture is recorded pending; the capture, delivered after it, proves it
+    was a refund).
+    """
+    queue = _queue(locks)
+    _hold_payment(locks, queue, provider, payment_id)
+    rows = queue.add(
+        "SELECT provider_refund_id, amount, currency FROM refunds"
+        " WHERE provider = %s AND provider_payment_id = %s AND status = 'pending'"
+        " ORDER BY provider_refund_id",
+        (provider, payment_id),
+    ).rows()
+    _sent(locks, queue)
+    return [
+        RefundUpdate(
+            provider=provider,
+            refund_id=str(row["provider_refund_id"]),
+            payment_id=payment_id,
+            status=RefundStatus.PENDING,
+            amount=int(row["amount"]),
+            currency=row["currency"],
+        )
+        for row in rows
+    ]
+
+
 @dataclass(frozen=True)
 class OrderChange:
     order_id: str
@@ -502,13 +535,42 @@ class OrderChange:
         )
 
 
-def ensure_order(locks: RowLocks, order_id: str, amount: int, currency: str) -> None:
-    """Create the order if the shop has not (for providers that are the order system)."""
+def ensure_order(
+    locks: RowLocks, order_id: str, amount: int, currency: str, *, managed_by: str | None = None
+) -> None:
+    """Create the order if the shop has not (for providers that are the order system).
+
+    `managed_by` names the provider creating it, recorded only when this call
+    creates the row: such an order may follow that provider's later totals
+    (`follow_managed_order`); one the shop created itself never does.
+    """
     locks.claim(RowKind.ORDER, order_id)
     queue = _queue(locks)
     queue.add(
-        "INSERT INTO orders (id, amount, currency) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
-        (order_id, amount, currency),
+        "INSERT INTO orders (id, amount, currency, managed_by) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (id) DO NOTHING",
+        (order_id, amount, currency, managed_by),
+    )
+    _sent(locks, queue)
+
+
+def follow_managed_order(
+    locks: RowLocks, order_id: str, provider: str, amount: int, currency: str
+) -> None:
+    """Set the amount and currency of an order `provider` created (ensure_order) to its
+    current ones: the provider is the order system, so an order edited before payment
+    is worth what it says now. The caller passes only facts newer than any it applied.
+
+    An order the shop created (or another provider did) is left alone: a payment that
+    differs from it stays an amount mismatch. Call it before the order is derived
+    from its payments, which then counts against the new amount.
+    """
+    locks.claim(RowKind.ORDER, order_id)
+    queue = _queue(locks)
+    queue.add(
+        "UPDATE orders SET amount = %s, currency = %s, updated_at = now()"
+        " WHERE id = %s AND managed_by = %s AND (amount <> %s OR upper(currency) <> upper(%s))",
+        (amount, currency, order_id, provider, amount, currency),
     )
     _sent(locks, queue)
 
@@ -541,6 +603,37 @@ def cancel_order(locks: RowLocks, order_id: str) -> bool:
         OrderChange(order_id, before, replace(before, status=OrderStatus.CANCELED))
     )
     return True
+
+
+def reopen_order(locks: RowLocks, order_id: str) -> OrderChange | None:
+    """Reopen a canceled order whose provider now reports it paid (a newer fact than the
+    cancellation: the caller decides that): its status is derived from its payments
+    again, as if it had never been canceled. None if it is not canceled (or absent).
+
+    For providers that are the order system (WooCommerce reopens an order its
+    hold-stock timer canceled once the gateway's late payment arrives): captured
+    money must never hide behind `canceled`.
+    """
+    locks.claim(RowKind.ORDER, order_id)
+    queue = _queue(locks)
+    order = queue.add(_LOCK_ORDER, {"order_id": order_id})
+    payments = queue.add(_ORDER_PAYMENTS, {"order_id": order_id})
+    row = order.one()
+    if row is None or OrderStatus(row["status"]) is not OrderStatus.CANCELED:
+        _sent(locks, queue)
+        return None
+    before = _order_state(row)
+    states = [_payment_state(r) for r in payments.rows()]
+    after = derive_order(replace(before, status=OrderStatus.PENDING), states)
+    queue.add(
+        "UPDATE orders SET status = %s, paid_amount = %s, refunded_amount = %s,"
+        " updated_at = now() WHERE id = %s",
+        (after.status.value, after.paid_amount, after.refunded_amount, order_id),
+    )
+    change = OrderChange(order_id, before, after)
+    locks.order_changes.append(change)
+    _sent(locks, queue)
+    return change
 
 
 def _derive(
@@ -609,3 +702,36 @@ def report_order_changes(changes: list[OrderChange]) -> None:
                     "paid_amount": change.after.paid_amount,
                 },
             )
+
+
+def expect_payment(
+    connection: psycopg.Connection[Any],
+    provider: str,
+    payment_id: str,
+    order_id: str,
+    *,
+    schema: str = DEFAULT_SCHEMA,
+) -> bool:
+    """Bind a payment to the shop's order before the provider reports on it.
+
+    For providers whose confirmed state names no order (Khalti's lookup has no
+    order id), the shop calls this when it initiates the payment, in its own
+    transaction if it likes: the payment row is created `pending` with its order.
+    The first binding wins (ON CONFLICT DO NOTHING, and `next_payment_state` keeps
+    the order a payment already names); returns whether this call made it.
+
+    A shop that is not in Python runs the same statement:
+    `INSERT INTO hookline.payments (provider, provider_payment_id, order_id, status)
+    VALUES ('khalti', $1, $2, 'pending') ON CONFLICT DO NOTHING`.
+    """
+    for value, what in ((provider, "provider"), (payment_id, "payment id"), (order_id, "order id")):
+        if not value or not is_storable_text(value):
+            raise ValueError(f"the {what} must be non-empty text without NUL")
+    # schema_name() allows lowercase letters, digits and _ only: nothing to quote.
+    row = connection.execute(
+        f"INSERT INTO {schema_name(schema)}.payments"  # noqa: S608
+        " (provider, provider_payment_id, order_id, status) VALUES (%s, %s, %s, 'pending')"
+        " ON CONFLICT (provider, provider_payment_id) DO NOTHING RETURNING 1",
+        (provider, payment_id, order_id),
+    ).fetchone()
+    return row is not None

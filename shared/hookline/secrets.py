@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 
 from hookline.errors import ConfigurationError, InvalidSecret, ProviderDisabled, SecretsUnavailable
 from hookline.providers import PROVIDER_NAMES
+from hookline.providers.adyen import hmac_key
 from hookline.providers.svix import signing_key
 
 DEFAULT_MAX_AGE_SECONDS = 60
@@ -41,6 +42,7 @@ FAILED_READ_SECONDS = 5.0
 _KEY_DECODERS: Mapping[str, Callable[[str], bytes]] = {
     "svix": signing_key,
     "standard": signing_key,
+    "adyen": hmac_key,
 }
 # Control characters (a paste mistake) and lone surrogates (no HMAC key) in a secret.
 _UNUSABLE_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -78,10 +80,12 @@ def provider_secrets(document: Mapping[str, object], provider: str) -> tuple[str
     return tuple(entry)
 
 
-def check_document(document: Mapping[str, object]) -> None:
+def check_document(
+    document: Mapping[str, object], providers: Sequence[str] = PROVIDER_NAMES
+) -> None:
     """InvalidSecret naming every provider whose entry is unusable; missing ones are disabled."""
     problems: dict[str, str] = {}
-    for provider in PROVIDER_NAMES:
+    for provider in providers:
         try:
             provider_secrets(document, provider)
         except ProviderDisabled:
@@ -101,8 +105,11 @@ class WebhookSecrets:
         *,
         failed_read_seconds: float = FAILED_READ_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        providers: Sequence[str] = PROVIDER_NAMES,
     ) -> None:
         self._secret_name = secret_name
+        # Whose entries `check` (/health) inspects: the built-ins and any generic senders.
+        self._providers = tuple(providers)
         self._provider = provider or SecretsProvider()
         self._max_age = max_age
         self._failed_read_seconds = failed_read_seconds
@@ -143,12 +150,23 @@ class WebhookSecrets:
         return checked[provider]
 
     def api_credential(self, key: str) -> str:
-        """A provider API credential kept in the same secret (e.g. `mercadopago_access_token`)."""
-        value = self._document().get(key)
+        """A provider API credential kept in the same secret.
+
+        A string under its own key (`mercadopago_access_token`), or, for a provider
+        that signs nothing (Khalti, Mollie), the provider's own entry: its first
+        secret is the API key that confirms every callback.
+        """
+        document = self._document()
+        value = document.get(key)
+        if isinstance(value, list) and key in PROVIDER_NAMES:
+            try:
+                return provider_secrets(document, key)[0]
+            except (ProviderDisabled, InvalidSecret):
+                raise ConfigurationError(f"the webhook secret has no usable {key} entry") from None
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"the webhook secret has no {key}")
         return value
 
     def check(self) -> None:
         """For /health: SecretsUnavailable if unreadable, InvalidSecret if any entry is unusable."""
-        check_document(self._document())
+        check_document(self._document(), self._providers)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hookline.errors import ConfigurationError
+from hookline.providers.generic import GenericSpec, parse_specs
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 
@@ -42,6 +43,12 @@ class ReceiverSettings(_EnvSettings):
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     mercadopago_tolerance_seconds: int = Field(default=86_400, ge=1, le=604_800)
     max_body_bytes: int = Field(default=1_048_576, ge=1, le=1_048_576)
+    # HMAC senders described by configuration (hookline.providers.generic), as JSON.
+    hookline_generic_providers: str = "{}"
+
+    def generic_providers(self) -> dict[str, GenericSpec]:
+        """The configured generic senders; ConfigurationError naming what is wrong."""
+        return parse_specs(self.hookline_generic_providers)
 
 
 class DatabaseSettings(_EnvSettings):
@@ -98,9 +105,23 @@ class ConsumerSettings(DatabaseSettings):
     retry_max_seconds: int = Field(default=900, ge=0, le=43_200)
     # Backoff of the event's own failures: permanent * 2^(receives - 1), capped.
     retry_permanent_seconds: int = Field(default=10, ge=0, le=43_200)
-    mercadopago_api_url: str = "https://api.mercadopago.com"
+    # Thin providers' APIs (`{PROVIDER}_API_URL`); empty: the provider's production URL.
+    mercadopago_api_url: str = ""
+    esewa_api_url: str = ""
+    khalti_api_url: str = ""
+    mollie_api_url: str = ""
+    # How the Adyen merchant account captures: only a CAPTURE is money when manual.
+    adyen_capture: Literal["immediate", "manual"] = "immediate"
     # Comma-separated modules that register a team's own handlers.
     hookline_handler_modules: str = ""
+
+    def api_urls(self) -> dict[str, str]:
+        """Provider name → its API's URL, where set (hookline.clients.provider_apis)."""
+        return {
+            name.removesuffix("_api_url"): value
+            for name, value in self.model_dump().items()
+            if name.endswith("_api_url") and value
+        }
 
 
 class ReconcilerSettings(DatabaseSettings):

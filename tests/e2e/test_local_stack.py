@@ -3,9 +3,13 @@ events posted over HTTP by `hookline send`, results read from PostgreSQL and SQS
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import signal
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,17 @@ def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     started = LocalStackProcess.start(
         tmp_path_factory.mktemp("local") / ".hookline",
         # The reconciler's rate(5 minutes), shortened so its runs happen within a test.
-        ["--database-url", database, "--code", "source", "--schedule-every", "2"],
+        [
+            "--database-url",
+            database,
+            "--code",
+            "source",
+            "--schedule-every",
+            "2",
+            # A sender hookline has no module for, described by configuration.
+            "--generic-providers",
+            str(ROOT / "config" / "generic-providers.example.json"),
+        ],
     )
     yield started
     assert started.stop() == 0, started.log_tail()
@@ -110,6 +124,82 @@ def test_payments_from_several_providers_are_applied(
         "SELECT status, amount FROM orders WHERE id = %s", (shopify_order,)
     ).fetchone()
     assert order == {"status": "paid", "amount": 4599}
+
+
+# Every provider added by configuration or module since the first seven, by the event
+# that pays an order, and its currency (eSewa and Khalti are Nepal's: rupees).
+PAYING_EVENTS = [
+    ("paddle", "transaction.completed", "USD"),
+    ("adyen", "AUTHORISATION", "EUR"),
+    ("esewa", "payment", "NPR"),
+    ("khalti", "payment", "NPR"),
+    ("mollie", "payment", "EUR"),
+    ("razorpay", "payment.captured", "INR"),
+    ("lemonsqueezy", "order_created", "USD"),
+]
+
+
+def test_every_newer_provider_pays_its_order_through_the_local_stack(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    sent = []
+    for provider, event_type, currency in PAYING_EVENTS:
+        order_id = f"e2e-{provider}-1"
+        insert_order(db, order_id, 2500, currency)
+        summary = stack.send(
+            provider, event_type, "--order", order_id, "--amount", "2500", "--currency", currency
+        )
+        assert summary["answers"] == {"200": 1}, (provider, summary)
+        sent.append(summary)
+    rows = eventually(lambda: settled(db, [i for s in sent for i in event_ids(s)]))
+    assert {row["status"] for row in rows.values()} == {"applied"}, rows
+    for provider, _, _ in PAYING_EVENTS:
+        assert order_status(db, f"e2e-{provider}-1") == "paid", provider
+    # WooCommerce is the shop's order system: its order is the one the event creates.
+    woocommerce = stack.send("woocommerce", "order.created,order.updated", "--amount", "2500")
+    assert woocommerce["answers"] == {"200": 2}
+    rows = eventually(lambda: settled(db, event_ids(woocommerce)))
+    (order_id,) = {row["order_id"] for row in rows.values()}
+    assert order_status(db, order_id) == "paid"
+
+
+def test_a_generic_sender_is_verified_and_queued_by_configuration(
+    stack: LocalStackProcess, db: psycopg.Connection[Any]
+) -> None:
+    """Paystack, configured in config/generic-providers.example.json: a signed charge is
+    accepted and recorded (`ignored`: no handler module here; docs/examples/python/
+    paystack_handlers.py applies it, tests/integration/test_generic_sender.py), a forged
+    one is refused."""
+    secret = json.loads((ROOT / "config" / "local-secrets.example.json").read_text())["paystack"][0]
+    body = json.dumps(
+        {
+            "event": "charge.success",
+            "data": {
+                "id": 4099260516,
+                "reference": "e2e-paystack-1",
+                "amount": 2500,
+                "currency": "NGN",
+            },
+        }
+    ).encode()
+
+    def post(key: str) -> int:
+        signature = hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
+        request = urllib.request.Request(  # noqa: S310
+            f"{stack.url}/webhooks/paystack",
+            data=body,
+            headers={"x-paystack-signature": signature, "content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post("sk_test_forged") == 401
+    assert post(secret) == 200
+    rows = eventually(lambda: settled(db, ["charge.success:4099260516"]))
+    assert rows["charge.success:4099260516"]["status"] == "ignored"
 
 
 LIFECYCLE = "payment_intent.created,payment_intent.succeeded,charge.refunded"

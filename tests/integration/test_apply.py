@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.database import Connection, Database
 from hookline.envelope import Envelope
@@ -25,6 +24,7 @@ from hookline.orphans import settle
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
+from tests.support.apis import sandbox_apis
 from tests.support.events import T0
 from tests.support.postgres import insert_order
 
@@ -34,7 +34,7 @@ def applier(database_url: str, mercadopago_api: ProviderSandbox) -> Iterator[App
     database = Database(lambda: database_url)
     yield Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         clock=lambda: T0 + timedelta(hours=1),
     )
     database.discard()
@@ -257,7 +257,7 @@ def test_an_event_already_past_the_deadline_is_parked_on_arrival(
 ) -> None:
     late_applier = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN),
         clock=lambda: T0 + timedelta(days=4),
     )
     item = events.stripe("payment_intent.succeeded", order_id="order-never")
@@ -340,8 +340,8 @@ def test_mercadopago_client_retries_a_blip(
 ) -> None:
     retrying = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(
-            lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=2, backoff_factor=0
+        sandbox_apis(
+            mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=2, backoff_factor=0
         ),
     )
     mercadopago_api.failures = [503, 429]
@@ -357,7 +357,7 @@ def test_mercadopago_unknown_payment_and_bad_token(
         applier.apply(events.mercadopago("999"))
     wrong_token = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: "TEST-wrong", mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, "TEST-wrong", retries=0),
     )
     with pytest.raises(ConfigurationError, match="401"):
         wrong_token.apply(events.mercadopago("1000"))
@@ -525,7 +525,7 @@ def test_a_provider_answer_that_says_try_later_is_transient(
 ) -> None:
     no_retries = Applier(
         Database(lambda: database_url),
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
     )
     mercadopago_api.failures = [status]
     item = events.mercadopago()

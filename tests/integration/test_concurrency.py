@@ -24,7 +24,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.database import Connection, Database
 from hookline.envelope import Envelope
@@ -35,6 +34,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
+from tests.support.apis import sandbox_apis
 from tests.support.events import T0
 from tests.support.interleave import Contender, Finish, Row, interleave
 from tests.support.postgres import PostgresServer, fresh_database, insert_order
@@ -448,7 +448,7 @@ class Lane:
 
 def make_lane(url: str, sandbox: ProviderSandbox, name: str) -> Lane:
     database = Database(lambda: url, application_name=f"hookline-test-{name}")
-    fetcher = MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, sandbox.mercadopago_url, retries=0)
+    fetcher = sandbox_apis(sandbox.mercadopago_url, MERCADOPAGO_TOKEN, retries=0)
     return Lane(database, Applier(database, fetcher, clock=lambda: NOW))
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.database import Connection, Database, connect
 from hookline.deadline import Deadline
@@ -42,6 +41,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
+from tests.support.apis import sandbox_apis
 from tests.support.events import T0
 from tests.support.postgres import insert_order
 from tests.support.shop import create_shop_schema
@@ -68,7 +68,7 @@ def applier(
     database = Database(lambda: database_url)
     yield Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         registry=callbacks,
         clock=lambda: T0 + timedelta(hours=1),
     )
@@ -400,7 +400,7 @@ def test_callbacks_registered_on_the_default_registry_are_the_consumer_s(
     try:
         Applier(
             database,
-            MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url),
+            sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN),
         ).apply(events.stripe("payment_intent.succeeded"))
     finally:
         registry._order_callbacks[:] = saved
@@ -664,7 +664,7 @@ def test_a_handler_that_changes_the_session_fails_as_the_event_s_own_failure(
     database = Database(lambda: database_url)
     applier = Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         registry=handlers,
     )
     try:
@@ -713,7 +713,7 @@ def test_a_callback_held_past_the_statement_timeout_fails_as_the_callback(
     database = Database(lambda: database_url, statement_timeout_ms=200)
     applier = Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         registry=callbacks,
     )
     succeeded = events.stripe("payment_intent.succeeded")
@@ -803,7 +803,7 @@ def test_a_full_notify_queue_never_stops_payments(
             database = Database(lambda: url)
             applier = Applier(
                 database,
-                MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url),
+                sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN),
             )
             metric_totals(output)
             try:
@@ -826,7 +826,7 @@ def test_a_full_notify_queue_never_stops_payments(
         try:
             Applier(
                 database,
-                MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url),
+                sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN),
             ).apply(events.stripe("charge.refunded", refunded=500, at=20))
         finally:
             database.discard()
@@ -898,7 +898,7 @@ def test_a_setting_a_callback_leaves_behind_never_reaches_the_next_event(
     database = Database(lambda: database_url, verify_sessions=True)
     applier = Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         registry=callbacks,
     )
     leaving = True

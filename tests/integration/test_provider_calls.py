@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.deadline import Deadline
 from hookline.errors import OutOfTime, ProviderApiUnavailable
+from hookline.providers import mercadopago
+
+from tests.support.apis import sandbox_apis
 
 BODY = b'{"id": 1, "status": "approved", "currency_id": "BRL", "transaction_amount": 10}'
 
@@ -65,10 +67,10 @@ def rate_limited(connection: socket.socket) -> None:
 def test_an_answer_that_trickles_in_stops_at_the_deadline(
     server: Callable[[Callable[[socket.socket], None]], str],
 ) -> None:
-    api = MercadoPagoApi(lambda: "TEST-token", server(trickle))
+    api = sandbox_apis(server(trickle), "TEST-token")
     deadline = Deadline.after(3.0)
     with pytest.raises(OutOfTime, match="did not arrive in the time left"):
-        api.payment("1", deadline=deadline)
+        api.read(mercadopago.API, mercadopago.payment_read("1"), deadline=deadline)
     # Stopped at the first chunk after the deadline (chunks come every 0.25 s).
     assert deadline.remaining() > -1.0
 
@@ -76,10 +78,8 @@ def test_an_answer_that_trickles_in_stops_at_the_deadline(
 def test_a_retry_after_longer_than_the_time_left_is_not_waited_for(
     server: Callable[[Callable[[socket.socket], None]], str],
 ) -> None:
-    api = MercadoPagoApi(
-        lambda: "TEST-token", server(rate_limited), retries=2, respect_retry_after=True
-    )
+    api = sandbox_apis(server(rate_limited), "TEST-token", retries=2, respect_retry_after=True)
     deadline = Deadline.after(20.0)
     with pytest.raises(ProviderApiUnavailable, match="429"):
-        api.payment("1", deadline=deadline)
+        api.read(mercadopago.API, mercadopago.payment_read("1"), deadline=deadline)
     assert deadline.remaining() > 10.0  # not the 90 s the provider asked for

@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.database import Connection, Database
 from hookline.envelope import Envelope
@@ -32,6 +31,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
+from tests.support.apis import sandbox_apis
 from tests.support.events import T0
 from tests.support.interleave import Contender, Row, interleave
 from tests.support.postgres import insert_order
@@ -69,7 +69,7 @@ def consumers(
         made.append(database)
         applier = Applier(
             database,
-            MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+            sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
             registry=handlers if handlers is not None else registry,
             clock=lambda: T0 + timedelta(hours=1),
         )

@@ -30,7 +30,6 @@ import boto3
 import psycopg
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from hookline.clients.mercadopago import MercadoPagoApi
 from hookline.consumer.apply import Applier
 from hookline.consumer.batch import Consumer
 from hookline.database import Connection, Database
@@ -44,6 +43,7 @@ from psycopg.pq import Trace
 
 from tests.conftest import MERCADOPAGO_TOKEN
 from tests.support import events
+from tests.support.apis import sandbox_apis
 from tests.support.events import T0
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.postgres import insert_order
@@ -123,7 +123,7 @@ def database(database_url: str) -> Iterator[Database]:
 def applier(database: Database, mercadopago_api: ProviderSandbox) -> Applier:
     return Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         clock=lambda: T0 + timedelta(hours=1),
     )
 
@@ -362,7 +362,7 @@ def test_the_session_check_after_a_teams_code_travels_with_the_commit(
     database = Database(lambda: database_url, verify_sessions=True)
     applier = Applier(
         database,
-        MercadoPagoApi(lambda: MERCADOPAGO_TOKEN, mercadopago_api.mercadopago_url, retries=0),
+        sandbox_apis(mercadopago_api.mercadopago_url, MERCADOPAGO_TOKEN, retries=0),
         clock=lambda: T0 + timedelta(hours=1),
     )
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import urllib3
 from hookline.simulate.send import TIMEOUT, Pacer, webhook_url
-from hookline.simulate.signing import forged_secret, signature_headers
+from hookline.simulate.signing import forged_secret, signature_headers, signed_body
 
 from tests.soak.workload import SaveOrder, Send, Step
 
@@ -93,7 +93,12 @@ def send_all(
         started = time.monotonic()
         try:
             answer = http.request(
-                "POST", url, body=event.body, headers=headers, timeout=TIMEOUT, retries=False
+                "POST",
+                url,
+                body=signed_body(event, signed_with, signed=signed),
+                headers=headers,
+                timeout=TIMEOUT,
+                retries=False,
             )
             status: int | None = answer.status
         except urllib3.exceptions.HTTPError:

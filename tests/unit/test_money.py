@@ -36,3 +36,10 @@ def test_an_amount_with_a_huge_exponent_is_refused_before_it_costs_cpu() -> None
     assert to_minor("92233720368547758.07", "USD", "total") == 9223372036854775807
     with pytest.raises(MalformedEvent, match="larger than any amount"):
         to_minor("100000000000000000.00", "USD", "total")
+
+
+@pytest.mark.parametrize("value", ["1e999999", "-1e999999", "9e999998"])
+def test_an_amount_past_decimal_s_range_once_scaled_is_malformed_not_a_crash(value: str) -> None:
+    # Scaled to cents it overflows Decimal's exponent: decimal.Overflow, not InvalidOperation.
+    with pytest.raises(MalformedEvent, match="larger than any amount"):
+        to_minor(value, "USD", "total")

@@ -26,8 +26,11 @@ from hookline.secrets import (
 
 from tests.support.signers import SECRETS
 
-PLAIN_HMAC = ("stripe", "square", "mercadopago", "shopify", "github")
 WHSEC = ("svix", "standard")
+# Adyen's key is hex (decoded to bytes): a secret that is not is no key.
+HEX_KEY = ("adyen",)
+# Used as typed: HMAC keys, and Khalti's and Mollie's API keys (they sign nothing).
+PLAIN_HMAC = tuple(name for name in PROVIDER_NAMES if name not in WHSEC + HEX_KEY)
 
 # Unusable for every provider: the entry's shape, or a secret that is no key.
 UNUSABLE = {
@@ -76,6 +79,22 @@ def test_a_whsec_secret_without_a_key_is_a_configuration_error(
     with pytest.raises(InvalidSecret) as caught:
         provider_secrets(document(provider, entry), provider)
     assert caught.value.providers == [provider]
+
+
+@pytest.mark.parametrize(
+    "entry", [["not-hex"], ["ABC"], ["whsec_dGhlLWN1cnJlbnQta2V5"], ["0x" + "AB" * 32]], ids=str
+)
+@pytest.mark.parametrize("provider", HEX_KEY)
+def test_a_key_that_is_not_hex_is_a_configuration_error(provider: str, entry: list[str]) -> None:
+    with pytest.raises(InvalidSecret) as caught:
+        provider_secrets(document(provider, entry), provider)
+    assert caught.value.providers == [provider]
+
+
+@pytest.mark.parametrize("provider", HEX_KEY)
+def test_hex_keys_of_either_case_are_used_as_they_are(provider: str) -> None:
+    secrets = [SECRETS[provider][0], SECRETS[provider][1].lower()]
+    assert provider_secrets(document(provider, secrets), provider) == tuple(secrets)
 
 
 @pytest.mark.parametrize("provider", PLAIN_HMAC)

@@ -30,11 +30,14 @@ def _service_endpoints() -> dict[str, str]:
     return {service: url for service, url in found.items() if url}
 
 
-def _parameters(values: tuple[str, ...]) -> dict[str, str]:
+def _parameters(values: tuple[str, ...], generic_providers: Path | None) -> dict[str, str]:
     # Each value may hold several, as `sam deploy --parameter-overrides "A=1 B=2"`.
     parameters: dict[str, str] = {}
     for value in values:
         parameters.update(parameter_overrides(value))
+    if generic_providers is not None:
+        # Read as text: the stack checks it as the receiver would, naming what is wrong.
+        parameters["GenericProviders"] = generic_providers.read_text()
     return parameters
 
 
@@ -126,6 +129,12 @@ class SecretsFile(click.Path):
     help="Template parameters, as for sam deploy (repeat, or several in one quoted value).",
 )
 @click.option(
+    "--generic-providers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON file of HMAC senders described by configuration (the GenericProviders "
+    "parameter; docs/providers.md).",
+)
+@click.option(
     "--schedule-every",
     type=click.IntRange(min=1),
     metavar="SECONDS",
@@ -152,6 +161,7 @@ def local_command(
     project: Path | None,
     data_dir: Path | None,
     parameter_overrides: tuple[str, ...],
+    generic_providers: Path | None,
     schedule_every: int | None,
     log_level: str,
     log_format: str,
@@ -193,7 +203,7 @@ def local_command(
             service_endpoints=_service_endpoints(),
             code=code,
             build_dir=build_dir,
-            parameters=_parameters(parameter_overrides),
+            parameters=_parameters(parameter_overrides, generic_providers),
             schedule_every=schedule_every,
         )
         serve(options, console, stop)

@@ -29,9 +29,9 @@ from hookline.cli.options import (
     running_local_state,
     shared,
 )
-from hookline.errors import EXIT_CONFIGURATION, EXIT_UNAVAILABLE, ConfigurationError
+from hookline.errors import EXIT_CONFIGURATION, EXIT_UNAVAILABLE, EXIT_USAGE, ConfigurationError
 from hookline.simulate.events import Subject, event_types, lifecycle
-from hookline.simulate.signing import PROVIDERS, signature_headers
+from hookline.simulate.signing import PROVIDERS, signature_headers, signed_body
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -198,8 +198,17 @@ def send_command(
     (e.g. payment_intent.created,payment_intent.succeeded,charge.refunded). Exits 1
     when any delivery is not answered 2xx.
     """
-    from hookline.simulate.send import Progress, deliver, plan, register_mercadopago_payments
+    from hookline.simulate.send import (
+        THIN_PROVIDERS,
+        Progress,
+        deliver,
+        plan,
+        register_sandbox_payments,
+    )
 
+    if provider == "khalti" and order is None:
+        # Khalti's lookup names no order: a shop binds each payment to one when it starts it.
+        fail("a Khalti payment belongs to the order it was started for: pass --order", EXIT_USAGE)
     state = local_state(shared().data_dir)
     if state is None and shared().data_dir is not None and not url:
         # That folder's stack is the one asked for: never post to whatever serves :3000.
@@ -217,9 +226,15 @@ def send_command(
             "(or `make run`), or pass --url",
             EXIT_UNAVAILABLE,
         )
-    if provider == "mercadopago" and state is not None and base == state["api_url"]:
+    if provider in THIN_PROVIDERS and state is not None and base == state["api_url"]:
         # Thin events: the consumer fetches the payment, from the local stack's sandbox.
-        register_mercadopago_payments(state["sandbox_url"], subjects)
+        register_sandbox_payments(
+            state["sandbox_url"],
+            provider,
+            subjects,
+            database_url=state["database_url"],
+            schema=state["database_schema"],
+        )
     deliveries = plan(cycles, duplicates=duplicates, shuffle=shuffle, rng=rng)
     summary = deliver(
         base,
@@ -235,7 +250,7 @@ def send_command(
     elif len(summary.answers) == 1:
         answer = summary.answers[0]
         out(
-            f"{answer.event.provider} {answer.event.event_type} {answer.event.event_id} -> "
+            f"{answer.event.provider} {answer.event.event_type} {answer.ledger_id} -> "
             f"{answer.status or answer.error} ({answer.latency_ms:.0f} ms)"
         )
     else:
@@ -307,7 +322,7 @@ def event_command(
         raw_path=path,
         raw_query=urlencode(dict(event.query)),
         headers=list(headers.items()),
-        body=event.body,
+        body=signed_body(event, signing[provider]),
         source_ip="192.0.2.10",
         domain_name=domain,
     )

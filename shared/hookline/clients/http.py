@@ -13,7 +13,7 @@ the work back) rather than blaming the provider.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,8 +23,8 @@ from hookline.deadline import Deadline
 from hookline.errors import ConfigurationError, OutOfTime, ProviderApiUnavailable, ResourceNotFound
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
-# The provider's trouble, not the request's: try again later (not retried in the call).
-TRANSIENT_STATUSES = (*RETRYABLE_STATUSES, 408, 409, 425)
+# The one verdict an API gives about the resource itself: it does not exist.
+NOT_FOUND_STATUSES = (404, 410)
 # Less than this left: not worth starting a call.
 MIN_CALL_SECONDS = 1.0
 # The largest answer read; a provider API's JSON objects are far smaller.
@@ -73,16 +73,24 @@ class JsonHttpClient:
         )
 
     def get(
-        self, *segments: str, params: Params | None = None, deadline: Deadline | None = None
+        self,
+        *segments: str,
+        params: Params | None = None,
+        deadline: Deadline | None = None,
+        answers: Collection[int] = (),
     ) -> dict[str, Any]:
         """GET base/seg/seg (each segment URL-quoted) → the JSON object answered."""
-        return self.request("GET", segments, params=params, deadline=deadline)
+        return self.request("GET", segments, params=params, deadline=deadline, answers=answers)
 
     def search(
-        self, *segments: str, body: Mapping[str, Any], deadline: Deadline | None = None
+        self,
+        *segments: str,
+        body: Mapping[str, Any],
+        deadline: Deadline | None = None,
+        answers: Collection[int] = (),
     ) -> dict[str, Any]:
         """POST a read-only query (retried like a GET) → the JSON object answered."""
-        return self.request("POST", segments, body=body, deadline=deadline)
+        return self.request("POST", segments, body=body, deadline=deadline, answers=answers)
 
     def _fit(self, deadline: Deadline) -> tuple[urllib3.Timeout, urllib3.Retry, bool]:
         """Timeouts and retries that end before `deadline`, and whether they were cut."""
@@ -110,7 +118,10 @@ class JsonHttpClient:
         params: Params | None = None,
         body: Mapping[str, Any] | None = None,
         deadline: Deadline | None = None,
+        answers: Collection[int] = (),
     ) -> dict[str, Any]:
+        """The JSON object answered; `answers`: error statuses whose body is the answer
+        (Khalti states an expired payment with a 400), not a refusal."""
         path = "/".join(quote(segment, safe="") for segment in segments)
         query = f"?{urlencode(params)}" if params else ""
         options: dict[str, Any] = {}
@@ -140,14 +151,20 @@ class JsonHttpClient:
                 f"{self.name} API unreachable: {type(error).__name__}"
             ) from error
         status = response.status
+        if status in answers:
+            return self._document(data)
         if status in (401, 403):
             raise ConfigurationError(f"{self.name} API refused the credentials ({status})")
-        if status == 404:
+        if status in NOT_FOUND_STATUSES:
             raise ResourceNotFound(f"{self.name} API has no such resource")
-        if status in TRANSIENT_STATUSES:
-            raise ProviderApiUnavailable(f"{self.name} API answered {status}")
         if status >= 400:
-            raise ResourceNotFound(f"{self.name} API refused the request ({status})")
+            # Only "no such resource" is a verdict about the event. Any other refusal
+            # (a 400 from a WAF or a proxy, a 422 after an API change) may pass: the
+            # event waits in SQS rather than being parked or ignored for good.
+            raise ProviderApiUnavailable(f"{self.name} API answered {status}")
+        return self._document(data)
+
+    def _document(self, data: bytes) -> dict[str, Any]:
         try:
             document = json.loads(data)
         except ValueError:

@@ -33,12 +33,12 @@ from hookline.deadline import Deadline
 from hookline.envelope import RECOVERED_HEADER, Envelope
 from hookline.errors import DatabaseUnavailable, HooklineError, MalformedEvent, OutOfTime
 from hookline.handlers import (
+    ApiReader,
     Event,
     Handler,
     HandlerContext,
     HandlerRegistry,
     Outcome,
-    PaymentFetcher,
 )
 from hookline.handlers import registry as default_registry
 from hookline.ledger import (
@@ -63,7 +63,7 @@ class Applier:
     def __init__(
         self,
         database: Database,
-        mercadopago: PaymentFetcher,
+        apis: ApiReader,
         *,
         registry: HandlerRegistry = default_registry,
         orphan_deadline: timedelta = timedelta(hours=72),
@@ -71,7 +71,7 @@ class Applier:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._database = database
-        self._mercadopago = mercadopago
+        self._apis = apis
         self._registry = registry
         self._orphan_deadline = orphan_deadline
         self._max_permanent_failures = max_permanent_failures
@@ -214,7 +214,7 @@ class Applier:
             return Outcome(LedgerStatus.IGNORED)
         if not isinstance(payload, dict):
             raise MalformedEvent("the event body is not a JSON object")
-        context = HandlerContext(locks, self._mercadopago, deadline or Deadline.never())
+        context = HandlerContext(locks, self._apis, deadline or Deadline.never())
         return handler(context, Event(envelope, payload))
 
     def _failed_on_its_own(self, envelope: Envelope, parsed: Any, error: Exception) -> Outcome:

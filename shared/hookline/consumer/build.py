@@ -11,19 +11,19 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from hookline.aws import CLIENT_CONFIG
-from hookline.clients.mercadopago import MercadoPagoApi
+from hookline.clients.provider_apis import ProviderApis
 from hookline.consumer.apply import Applier
 from hookline.consumer.batch import Consumer, RetryPolicy
 from hookline.database_setup import build_database, import_handler_modules
+from hookline.handlers import adyen as adyen_handlers
 from hookline.queue import EventQueue
 from hookline.secrets import WebhookSecrets
 from hookline.settings import ConsumerSettings
 
-MERCADOPAGO_TOKEN_KEY = "mercadopago_access_token"  # noqa: S105 - a key name, not a secret
-
 
 def build_consumer(settings: ConsumerSettings) -> Consumer:
     import_handler_modules(settings.hookline_handler_modules)
+    adyen_handlers.configure(settings.adyen_capture)
     # One Secrets Manager client (and cache) for the webhook and database secrets.
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=CLIENT_CONFIG))
     webhook_secrets = WebhookSecrets(settings.secrets_name, secrets)
@@ -34,10 +34,7 @@ def build_consumer(settings: ConsumerSettings) -> Consumer:
             "hookline-consumer",
             handler_modules=settings.hookline_handler_modules,
         ),
-        MercadoPagoApi(
-            lambda: webhook_secrets.api_credential(MERCADOPAGO_TOKEN_KEY),
-            settings.mercadopago_api_url,
-        ),
+        ProviderApis(webhook_secrets.api_credential, settings.api_urls()),
         orphan_deadline=timedelta(hours=settings.orphan_deadline_hours),
         max_permanent_failures=settings.max_permanent_failures,
     )

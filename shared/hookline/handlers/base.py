@@ -20,17 +20,19 @@ from hookline.errors import MalformedEvent
 from hookline.ledger import LedgerStatus
 from hookline.locks import RowLocks
 from hookline.payments import PaymentUpdate, apply_payment_and_sync
-from hookline.providers.base import text_field
+from hookline.providers.base import ApiRead, ProviderApi, text_field
 from hookline.storable import is_storable_text
 
 # Amounts are bigint columns: a larger one can never apply.
 MAX_BIGINT = 2**63 - 1
 
 
-class PaymentFetcher(Protocol):
-    """Fetches the full payment a thin event names (Mercado Pago), within `deadline`."""
+class ApiReader(Protocol):
+    """Reads a provider's API (hookline.clients.provider_apis.ProviderApis), within `deadline`."""
 
-    def payment(self, payment_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]: ...
+    def read(
+        self, api: ProviderApi, request: ApiRead, *, deadline: Deadline | None = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class Event:
 @dataclass(frozen=True)
 class HandlerContext:
     locks: RowLocks
-    mercadopago: PaymentFetcher
+    # Every thin provider's API, through one fetch mechanism.
+    apis: ApiReader
     # The invocation's time left: provider calls are fitted into it.
     deadline: Deadline = field(default_factory=Deadline.never)
 
@@ -62,6 +65,15 @@ class HandlerContext:
     def connection(self) -> Connection:
         """The event's transaction."""
         return self.locks.connection
+
+    def fetch(self, api: ProviderApi, request: ApiRead) -> dict[str, Any]:
+        """What `api` answers to `request` (a thin event's full resource), in the time left.
+
+        ProviderApiUnavailable (an outage, a 5xx, a timeout) and ConfigurationError
+        (refused credentials) are transient: the event waits in SQS and is never
+        parked for them. ResourceNotFound means the API does not know the resource.
+        """
+        return self.apis.read(api, request, deadline=self.deadline)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from hookline.handlers.base import (
 from hookline.handlers.registry import registry
 from hookline.money import currency_code, to_minor
 from hookline.payments import PaymentStatus, PaymentUpdate
+from hookline.providers import mercadopago
 
 PAYMENT_STATUS = {
     "pending": PaymentStatus.PENDING,
@@ -41,7 +42,7 @@ def payment(context: HandlerContext, event: Event) -> Outcome:
     if payment_id is None:
         # The body's data.id is unsigned: without the signed one there is nothing to fetch.
         raise MalformedEvent("the event has no signed data.id")
-    fetched = context.mercadopago.payment(payment_id, deadline=context.deadline)
+    fetched = context.fetch(mercadopago.API, mercadopago.payment_read(payment_id))
     status_name = fetched.get("status")
     if not isinstance(status_name, str) or status_name not in PAYMENT_STATUS:
         raise MalformedEvent("the fetched payment has no known status")

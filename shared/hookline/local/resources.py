@@ -7,7 +7,7 @@ physical names are ours (`{stack}-{LogicalId}`, as CloudFormation would prefix).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from hookline import template
 from hookline.errors import ConfigurationError, InvalidSecret
+from hookline.providers import PROVIDER_NAMES
 from hookline.secrets import check_document
 
 QUEUE_TYPE = "AWS::SQS::Queue"
@@ -146,7 +147,7 @@ def create(
     return created
 
 
-def secret_document(path: Path) -> str:
+def secret_document(path: Path, providers: Sequence[str] = PROVIDER_NAMES) -> str:
     """A secrets file's text, checked by the receiver's own rule (hookline.secrets).
 
     ConfigurationError naming the file, and each provider whose entry is
@@ -159,7 +160,7 @@ def secret_document(path: Path) -> str:
     if not isinstance(document, dict):
         raise ConfigurationError(f"secrets file {path} must hold a JSON object")
     try:
-        check_document(document)
+        check_document(document, providers)
     except InvalidSecret as error:
         raise ConfigurationError(f"secrets file {path}: {error}") from None
     return json.dumps(document)

@@ -51,6 +51,8 @@ from hookline.local.sources import QueuePoller, Scheduler
 from hookline.local.wiring import Schedule, Wiring
 from hookline.local.wiring import load as load_wiring
 from hookline.migrate import migrate
+from hookline.providers import PROVIDER_NAMES
+from hookline.providers.generic import parse_specs
 from hookline.sam import host_architecture
 from hookline.schema import schema_name
 
@@ -411,7 +413,9 @@ class LocalStack:
         # Only reading, so far: an unusable secret would only ever answer 503.
         choice = choose_code(options)
         document = template.load(choice.template_path)
-        secret_text = resources.secret_document(options.secrets_file)
+        # Refused here, not answered 503 on every delivery: the receiver's own rules.
+        generic = parse_specs(options.parameters.get("GenericProviders", ""))
+        secret_text = resources.secret_document(options.secrets_file, (*PROVIDER_NAMES, *generic))
         schema = database_schema(options, document)
         # Before anything is written or started, and released last: one stack per folder.
         self._exit.enter_context(claim_data_dir(options.data_dir, self.console))
@@ -430,18 +434,27 @@ class LocalStack:
                     mercadopago_token=credentials.get("mercadopago_access_token"),
                     stripe_api_key=credentials.get("stripe_api_key"),
                     square_access_token=credentials.get("square_access_token"),
+                    # Khalti and Mollie sign nothing: their entry is the API key.
+                    khalti_secret_key=(credentials.get("khalti") or [None])[0],
+                    mollie_api_key=(credentials.get("mollie") or [None])[0],
                 ),
                 options.host,
             )
         )
-        self.console.info("sandbox", f"Mercado Pago, Stripe and Square APIs at {sandbox.url}")
+        self.console.info(
+            "sandbox",
+            f"Mercado Pago, eSewa, Khalti, Mollie, Stripe and Square APIs at {sandbox.url}",
+        )
         port = options.port or services.free_port(options.host)
         api_base = f"http://{options.host}:{port}"
         parameters = {
             "DatabaseUrl": database_url,
             "DatabaseSchema": schema,
             "SquareNotificationUrl": f"{api_base}/webhooks/square",
-            "MercadoPagoApiUrl": sandbox.mercadopago_url,
+            "MercadoPagoApiUrl": sandbox.api_urls["mercadopago"],
+            "EsewaApiUrl": sandbox.api_urls["esewa"],
+            "KhaltiApiUrl": sandbox.api_urls["khalti"],
+            "MollieApiUrl": sandbox.api_urls["mollie"],
             "StripeApiUrl": sandbox.stripe_url,
             "SquareApiUrl": sandbox.square_url,
             "Architecture": host_architecture(),

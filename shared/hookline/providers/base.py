@@ -63,6 +63,43 @@ class WebhookRequest:
         return _field_text(self.headers.get(name.lower()))
 
 
+@dataclass(frozen=True)
+class ProviderApi:
+    """Where a thin provider's API is and how hookline signs in to it.
+
+    A thin event (Mercado Pago's, eSewa's, Khalti's, Mollie's) names a resource
+    and proves little else: its handler applies what this API answers. The
+    provider module declares the API; the consumer's one fetch mechanism
+    (hookline.clients.provider_apis) calls it, with one timeout and retry profile.
+    """
+
+    provider: str
+    # Production; `{PROVIDER}_API_URL` (a template parameter) points elsewhere.
+    default_url: str
+    # The key in the webhook secret document holding the credential; None: no
+    # credential (eSewa's status API is public, its answers keyed by signed facts).
+    credential: str | None = None
+    # The Authorization header, the credential in place of `{}`.
+    authorization: str = "Bearer {}"
+    # Error statuses whose JSON body is still the answer (Khalti: 400 for an expired
+    # or canceled payment, with its status in the body).
+    answer_statuses: frozenset[int] = frozenset()
+
+    @property
+    def url_setting(self) -> str:
+        return f"{self.provider.upper()}_API_URL"
+
+
+@dataclass(frozen=True)
+class ApiRead:
+    """One read of a provider's API: a GET, or a POST that only reads (Khalti's lookup)."""
+
+    path: tuple[str, ...]
+    params: Mapping[str, str] = field(default_factory=dict)
+    # Present: sent as a JSON POST body.
+    body: Mapping[str, Any] | None = None
+
+
 class Provider(Protocol):
     """Verify, then normalize. Nothing else belongs in a provider module."""
 

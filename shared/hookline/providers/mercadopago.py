@@ -35,6 +35,8 @@ from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
 from hookline.providers.base import (
     MAX_TIMESTAMP_DIGITS,
+    ApiRead,
+    ProviderApi,
     WebhookRequest,
     body_text,
     dig,
@@ -50,6 +52,11 @@ REQUEST_ID_HEADER = "x-request-id"
 DATA_ID_PARAM = "data.id"
 # What a signed id may hold: no `;` or `:`, so the manifest reads one way only.
 SIGNED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The payments API the consumer applies from; the access token is the secret's
+# `mercadopago_access_token`.
+API = ProviderApi("mercadopago", "https://api.mercadopago.com", "mercadopago_access_token")
+# What a Mercado Pago payment id looks like, checked again before it goes in a URL.
+_PAYMENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 # A `ts` this large is milliseconds (as seconds it would be after the year 33000).
 MILLISECONDS_FROM = 10**12
 
@@ -166,3 +173,10 @@ class MercadoPago:
             headers=pick_headers(request, [REQUEST_ID_HEADER]),
             body=body_text(request),
         )
+
+
+def payment_read(payment_id: str) -> ApiRead:
+    """GET /v1/payments/{id}: the payment a notification names."""
+    if not _PAYMENT_ID.fullmatch(payment_id):
+        raise MalformedEvent("the Mercado Pago payment id is not an id")
+    return ApiRead(("v1", "payments", payment_id))

@@ -26,7 +26,7 @@ from hookline.errors import (
 )
 from hookline.metric_names import Metric
 from hookline.observability import count, logger, tracer
-from hookline.providers import WebhookRequest, build_registry
+from hookline.providers import PROVIDER_NAMES, WebhookRequest, build_registry
 from hookline.queue import EventQueue
 from hookline.receiver.intake import Intake
 from hookline.secrets import WebhookSecrets
@@ -41,12 +41,18 @@ app = APIGatewayHttpResolver()
 
 def build_intake(settings: ReceiverSettings) -> Intake:
     secrets_client = boto3.client("secretsmanager", config=CLIENT_CONFIG)
+    generic = settings.generic_providers()
     return Intake(
         providers=build_registry(
             square_notification_url=settings.square_notification_url,
             mercadopago_tolerance_seconds=settings.mercadopago_tolerance_seconds,
+            generic=generic,
         ),
-        secrets=WebhookSecrets(settings.secrets_name, SecretsProvider(boto3_client=secrets_client)),
+        secrets=WebhookSecrets(
+            settings.secrets_name,
+            SecretsProvider(boto3_client=secrets_client),
+            providers=(*PROVIDER_NAMES, *generic),
+        ),
         queue=EventQueue(settings.queue_url, boto3.client("sqs", config=CLIENT_CONFIG)),
         tolerance_seconds=settings.signature_tolerance_seconds,
         max_body_bytes=settings.max_body_bytes,
@@ -187,7 +193,10 @@ def answer_error(error: HooklineError) -> Response[str]:
     hookline.errors' table says for its class."""
     if error.http_status >= 500 and not error.transient:
         raise error  # an unmapped HooklineError is a bug: let it surface as a Lambda error
-    path_provider = (app.current_event.path_parameters or {}).get("provider")
+    # An unsigned provider's route is its own (`/webhooks/mollie`): no path parameter.
+    path_provider = (app.current_event.path_parameters or {}).get("provider") or (
+        app.current_event.raw_event.get("rawPath", "").rpartition("/")[2]
+    )
     provider = _known_provider(path_provider) or "unknown"
     log = logger.error if error.transient else logger.warning
     log(error.log_message, extra={"provider": provider, **error.log_fields()})

@@ -15,6 +15,7 @@ from hookline.clients.events import EventListing, SquareEvents, StripeEvents
 from hookline.database_setup import build_database, database_conninfo, import_handler_modules
 from hookline.errors import ConfigurationError
 from hookline.handlers import registry
+from hookline.providers import SQUARE_ACCESS_TOKEN, STRIPE_API_KEY
 from hookline.queue import EventQueue
 from hookline.reconcile.backlog import QueueLag
 from hookline.reconcile.breaker import CircuitBreaker
@@ -25,8 +26,8 @@ from hookline.secrets import WebhookSecrets
 from hookline.settings import ReconcilerSettings
 
 # API credentials in the webhook secret, beside the signing secrets (docs/providers.md).
-STRIPE_KEY = "stripe_api_key"
-SQUARE_KEY = "square_access_token"
+STRIPE_KEY = STRIPE_API_KEY
+SQUARE_KEY = SQUARE_ACCESS_TOKEN
 
 
 def _configured(secrets: WebhookSecrets, key: str) -> bool:

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlencode
 
+# Bodies that are forms, not JSON.
+FORM_PROVIDERS = ("khalti", "mollie")
 _PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 _EXACT = re.compile(r"^\$\{([a-z_]+)\}$")
 
@@ -33,6 +36,11 @@ def _alnum(rng: random.Random, length: int) -> str:
 
 def _digits(rng: random.Random, length: int) -> int:
     return rng.randint(10 ** (length - 1), 10**length - 1)
+
+
+def _psp_reference(rng: random.Random) -> str:
+    """An Adyen pspReference: 16 upper-case letters and digits."""
+    return "".join(rng.choices(string.ascii_uppercase + string.digits, k=16))
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,26 @@ class Subject:
             "github": _digits(rng, 10),
             "svix": f"user_{_alnum(rng, 27)}",
             "standard": f"inv_{_alnum(rng, 14)}",
+            # eSewa's transaction_uuid is the shop's order id (alphanumerics and `-`).
+            "esewa": order_id or f"{_digits(rng, 6)}-{_digits(rng, 6)}",
+            "esewa_code": _alnum(rng, 7).upper(),
+            "khalti": _alnum(rng, 22),
+            "khalti_txn": _alnum(rng, 22),
+            "mollie": f"tr_{_alnum(rng, 10)}",
+            "paddle": f"txn_{_alnum(rng, 26).lower()}",
+            "adjustment_id": f"adj_{_alnum(rng, 26).lower()}",
+            "adyen": _psp_reference(rng),
         }
+        # Drawn from the ids above, not from `rng`: a seeded run's other ids stay as they were.
+        ids.update(
+            {
+                "razorpay": f"pay_{intent[:14]}",
+                "razorpay_order_id": f"order_{square_payment[:14]}",
+                "razorpay_refund_id": f"rfnd_{square_payment[-14:]}",
+                "lemonsqueezy": str(ids["shopify"])[:7],
+                "woocommerce": ids["order_number"],
+            }
+        )
         return cls(amount, currency.upper(), order_id, refund_amount or amount, ids)
 
 
@@ -104,6 +131,67 @@ def _intent(status: str, *, received: bool = False) -> _Kind:
         "stripe_payment_intent",
         lambda s: {"intent_status": status, "amount_received": s.amount if received else 0},
     )
+
+
+def _razorpay(status: str) -> _Kind:
+    failed = status == "failed"
+    return _Kind(
+        "razorpay_payment",
+        lambda s: {
+            "razorpay_status": status,
+            "razorpay_order_id": s.ids["razorpay_order_id"],
+            "captured": status == "captured",
+            "fee": s.amount * 2 // 100 if status == "captured" else None,
+            "tax": s.amount * 36 // 10_000 if status == "captured" else None,
+            "error_code": "BAD_REQUEST_ERROR" if failed else None,
+            "error_description": "Payment failed due to incorrect card details" if failed else None,
+            "error_source": "customer" if failed else None,
+            "error_step": "payment_authentication" if failed else None,
+            "error_reason": "incorrect_card_details" if failed else None,
+        },
+    )
+
+
+def _razorpay_refund(s: Subject) -> dict[str, Any]:
+    full = s.refund_amount >= s.amount
+    return {
+        "refunded": s.refund_amount,
+        "refund_status": "processed",
+        "razorpay_status": "refunded" if full else "captured",
+        "payment_refund_status": "full" if full else "partial",
+        "razorpay_order_id": s.ids["razorpay_order_id"],
+        "razorpay_refund_id": s.ids["razorpay_refund_id"],
+        "fee": s.amount * 2 // 100,
+        "tax": s.amount * 36 // 10_000,
+    }
+
+
+def _lemonsqueezy(status: str, formatted: str, *, refunded: bool = False) -> _Kind:
+    return _Kind(
+        "lemonsqueezy_order_refunded" if refunded else "lemonsqueezy_order",
+        lambda s: {
+            "ls_status": status,
+            "ls_status_formatted": formatted,
+            "ls_refunded": refunded,
+            "refunded": s.refund_amount if refunded else 0,
+            "refunded_decimal": _decimal(s.refund_amount if refunded else 0),
+        },
+    )
+
+
+def _woocommerce(status: str, *, paid: bool) -> _Kind:
+    def values(s: Subject) -> dict[str, Any]:
+        unpaid: dict[str, Any] = {} if paid else {"date_paid_gmt": None}
+        return {
+            "wc_status": status,
+            "wc_number": str(s.ids["woocommerce"]),
+            "wc_refunds": [],
+            "wc_editable": not paid,
+            "wc_needs_payment": not paid,
+            **unpaid,
+        }
+
+    return _Kind("woocommerce_order", values)
 
 
 CATALOG: dict[str, dict[str, _Kind]] = {
@@ -147,6 +235,33 @@ CATALOG: dict[str, dict[str, _Kind]] = {
         ),
     },
     "mercadopago": {"payment": _Kind("mercadopago_payment", lambda s: {})},
+    "razorpay": {
+        "payment.authorized": _razorpay("authorized"),
+        "payment.captured": _razorpay("captured"),
+        "payment.failed": _razorpay("failed"),
+        "order.paid": _Kind(
+            "razorpay_order_paid",
+            lambda s: {
+                "razorpay_order_id": s.ids["razorpay_order_id"],
+                "fee": s.amount * 2 // 100,
+                "tax": s.amount * 36 // 10_000,
+            },
+        ),
+        "refund.processed": _Kind("razorpay_refund", _razorpay_refund),
+    },
+    "lemonsqueezy": {
+        "order_created": _lemonsqueezy("paid", "Paid"),
+        "order_refunded": _lemonsqueezy("refunded", "Refunded", refunded=True),
+    },
+    "woocommerce": {
+        "order.created": _woocommerce("pending", paid=False),
+        "order.updated": _woocommerce("processing", paid=True),
+    },
+    # The success redirect's document (signed by signing.signed_body), the forwarded
+    # return_url callback, Mollie's `id=`: each names a payment the consumer fetches.
+    "esewa": {"payment": _Kind("esewa_success", lambda s: {})},
+    "khalti": {"payment": _Kind("khalti_callback", lambda s: {})},
+    "mollie": {"payment": _Kind("mollie_payment", lambda s: {})},
     "github": {
         "pull_request": _Kind("github_pull_request", lambda s: {}),
         "push": _Kind("github_push", lambda s: {}),
@@ -159,6 +274,34 @@ CATALOG: dict[str, dict[str, _Kind]] = {
     "standard": {
         "invoice.paid": _Kind("standard_invoice", lambda s: {}),
         "invoice.payment_failed": _Kind("standard_invoice", lambda s: {}),
+    },
+    "paddle": {
+        "transaction.completed": _Kind(
+            "paddle_transaction",
+            lambda s: {"transaction_status": "completed", "attempt_status": "captured"},
+        ),
+        "transaction.payment_failed": _Kind(
+            "paddle_transaction",
+            lambda s: {
+                "transaction_status": "ready",
+                "attempt_status": "error",
+                "error_code": "declined",
+            },
+        ),
+        "adjustment.created": _Kind(
+            "paddle_adjustment", lambda s: {"adjustment_status": "pending_approval"}
+        ),
+        "adjustment.updated": _Kind(
+            "paddle_adjustment", lambda s: {"adjustment_status": "approved"}
+        ),
+    },
+    "adyen": {
+        "AUTHORISATION": _Kind("adyen_notification", lambda s: {"amount_value": s.amount}),
+        "CAPTURE": _Kind("adyen_notification", lambda s: {"amount_value": s.amount}),
+        "CANCELLATION": _Kind("adyen_notification", lambda s: {"amount_value": s.amount}),
+        "REFUND": _Kind("adyen_notification", lambda s: {"amount_value": s.refund_amount}),
+        "CANCEL_OR_REFUND": _Kind("adyen_notification", lambda s: {"amount_value": s.amount}),
+        "CHARGEBACK": _Kind("adyen_notification", lambda s: {"amount_value": s.amount}),
     },
 }
 
@@ -209,6 +352,7 @@ def build(
         "github": str(uuid.UUID(int=rng.getrandbits(128))),
         "svix": f"msg_{_alnum(rng, 27)}",
         "standard": f"msg_{_alnum(rng, 27)}",
+        "paddle": f"evt_{_alnum(rng, 26).lower()}",
     }.get(provider, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
     payment_id = ids.get(provider)
     values: dict[str, Any] = {
@@ -224,6 +368,9 @@ def build(
         "created": int(occurred.timestamp()),
         "created_ms": int(occurred.timestamp() * 1000),
         "created_iso": _iso(occurred),
+        # WooCommerce's `*_gmt` fields: whole seconds, no offset.
+        "created_gmt": occurred.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "date_paid_gmt": occurred.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         "request_id": f"req_{_alnum(rng, 14)}",
         "idempotency_key": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "shopify_order_id": ids["shopify"],
@@ -231,16 +378,69 @@ def build(
         "cancel_reason": "customer" if event_type == "orders/cancelled" else None,
         "receipt_number": str(payment_id)[:4],
         "number": ids["order_number"],
+        # eSewa writes rupees as a JSON number (1000.0); Khalti's and eSewa's transaction codes.
+        "amount_rupees": subject.amount / 100,
+        "product_code": "EPAYTEST",
+        "transaction_code": ids["esewa_code"] if provider == "esewa" else ids["khalti_txn"],
         "object_number": ids["github"],
         **{key: ids[key] for key in ("charge_id", "session_id", "refund_id", "square_order_id")},
         **{key: ids[key] for key in ("order_number", "refund_number", "transaction_id")},
+        # Paddle: amounts are strings of minor units.
+        "notification_id": f"ntf_{_alnum(rng, 26).lower()}",
+        "adjustment_id": ids["adjustment_id"],
+        "amount_text": str(subject.amount),
+        "refunded_text": str(subject.refund_amount),
+        "error_code": None,
+        # Adyen: a modification has its own pspReference and names the payment's.
+        "psp_reference": ids["adyen"] if event_type == "AUTHORISATION" else _psp_reference(rng),
+        "original_reference": None if event_type == "AUTHORISATION" else ids["adyen"],
+        "success": "true",
+        "reason": "058705:1111:03/2030" if event_type == "AUTHORISATION" else None,
         **kind.values(subject),
     }
-    body = json.dumps(_fill(_fixture(kind.fixture), values), separators=(",", ":")).encode()
+    document = _fill(_fixture(kind.fixture), values)
+    if provider == "adyen":
+        item = document["notificationItems"][0]["NotificationRequestItem"]
+        # Adyen leaves out what a notification lacks (no originalReference on an authorisation).
+        for key in [key for key, value in item.items() if value is None]:
+            del item[key]
+        # hookline names an Adyen notification by signed fields (providers.adyen.event_id).
+        event_id = f"{event_type}:{item['pspReference']}:{item['success']}"
+    if provider in FORM_PROVIDERS:
+        # The shop forwards Khalti's return_url parameters, Mollie posts `id=`: forms.
+        body = urlencode({k: "" if v is None else str(v) for k, v in document.items()}).encode()
+    else:
+        body = json.dumps(document, separators=(",", ":")).encode()
     headers, query = _delivery(provider, event_type, event_id, subject, occurred, rng)
+    if provider == "razorpay":
+        # Named by what Razorpay signs: the event, the entity it is about, its time
+        # (hookline.providers.razorpay.event_id), never the unsigned event-id header.
+        entity = {"refund": "razorpay_refund_id", "order": "razorpay_order_id"}.get(
+            event_type.split(".")[0], "razorpay"
+        )
+        event_id = f"{event_type}:{ids[entity]}:{values['created']}"
+    elif provider == "lemonsqueezy":
+        event_id = f"{event_type}:{payment_id}:{values['created_iso']}"
+    elif provider == "woocommerce":
+        event_id = (
+            f"order:{payment_id}:{values['created_gmt']}:{values['wc_status']}"
+            f":{len(values['wc_refunds'])}"
+        )
     if provider == "mercadopago":
         # hookline names a notification by what Mercado Pago signs, not by the body's id.
         event_id = f"{query['data.id']}:{headers['x-request-id']}"
+    elif provider == "esewa":
+        # Signed parts only (hookline.providers.esewa.event_id).
+        signed = (
+            document["product_code"],
+            document["transaction_uuid"],
+            document["transaction_code"],
+        )
+        event_id = ":".join(str(part) for part in signed)
+    elif provider in FORM_PROVIDERS:
+        # `{id}:{received_at}`: the receiver names each delivery when it arrives (its
+        # answer's event_id); until then, the payment it is about.
+        event_id = f"{payment_id}:(on receipt)"
     return SimulatedEvent(provider, event_type, event_id, body, headers, query)
 
 
@@ -267,6 +467,10 @@ def _delivery(
             "user-agent": "MercadoPago WebHook v1.0 payment",
             "x-request-id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         }, {"data.id": str(subject.ids["mercadopago"]), "type": "payment"}
+    if provider in ("esewa", *FORM_PROVIDERS):
+        # eSewa's `data=` and Khalti's parameters as the shop's own page forwards them;
+        # Mollie's form post.
+        return {"content-type": "application/x-www-form-urlencoded"}, {}
     if provider == "shopify":
         return {
             **json_type,
@@ -286,6 +490,31 @@ def _delivery(
             "x-github-delivery": event_id,
             "x-github-hook-id": "292430182",
             "x-github-hook-installation-target-type": "repository",
+        }, {}
+    if provider == "paddle":
+        return {**json_type, "user-agent": "Paddle"}, {}
+    if provider == "adyen":
+        return {**json_type, "user-agent": "Adyen HttpClient 1.0"}, {}
+    if provider == "razorpay":
+        # The header's event id is unsigned: hookline names the event by the body.
+        return {
+            **json_type,
+            "user-agent": "Razorpay-Webhook/v1",
+            "x-razorpay-event-id": _alnum(rng, 14),
+        }, {}
+    if provider == "lemonsqueezy":
+        return {**json_type, "user-agent": "LemonSqueezy-Hookshot", "x-event-name": event_type}, {}
+    if provider == "woocommerce":
+        resource, _, action = event_type.partition(".")
+        return {
+            **json_type,
+            "user-agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+            "x-wc-webhook-source": "https://shop.example.com/",
+            "x-wc-webhook-topic": event_type,
+            "x-wc-webhook-resource": resource,
+            "x-wc-webhook-event": action,
+            "x-wc-webhook-id": "17",
+            "x-wc-webhook-delivery-id": _alnum(rng, 32).lower(),
         }, {}
     prefix = "svix-" if provider == "svix" else "webhook-"
     return {**json_type, "user-agent": "Svix-Webhooks/1.38.0", f"{prefix}id": event_id}, {}

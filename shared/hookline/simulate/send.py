@@ -6,6 +6,7 @@ timestamp and a duplicate is signed afresh, as providers sign their retries.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import threading
@@ -20,7 +21,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from hookline.simulate.events import SimulatedEvent, Subject
-from hookline.simulate.signing import forged_secret, signature_headers
+from hookline.simulate.signing import forged_secret, signature_headers, signed_body
 
 TIMEOUT = urllib3.Timeout(connect=5.0, read=35.0)
 
@@ -31,6 +32,13 @@ class Answer:
     status: int | None  # None: no HTTP answer (connection refused, timeout)
     latency_ms: float
     error: str | None = None
+    # The id the receiver answered with: for Khalti and Mollie, whose deliveries are
+    # each their own event, the only place the ledger's id is known.
+    event_id: str | None = None
+
+    @property
+    def ledger_id(self) -> str:
+        return self.event_id or self.event.event_id
 
 
 def plan(
@@ -68,24 +76,84 @@ class Pacer:
         time.sleep(max(0.0, slot - time.monotonic()))
 
 
-def register_mercadopago_payments(sandbox_url: str, subjects: Sequence[Subject]) -> None:
-    """Put each subject's payment where the local stack's consumer will fetch it."""
-    from hookline.local.sandbox import REGISTER_PATH, mercadopago_payment
+# Thin providers: the consumer applies what their API answers (the local stack's sandbox).
+THIN_PROVIDERS = ("mercadopago", "esewa", "khalti", "mollie")
 
+
+def register_sandbox_payments(
+    sandbox_url: str,
+    provider: str,
+    subjects: Sequence[Subject],
+    *,
+    database_url: str | None = None,
+    schema: str = "hookline",
+) -> None:
+    """Put each subject's payment where the local stack's consumer will fetch it
+    (mercadopago, esewa, khalti, mollie), settled: approved, COMPLETE, Completed, paid.
+
+    Khalti's lookup names no order, so each pidx is first bound to its order as a
+    shop does when it initiates the payment (hookline.payments.expect_payment), in
+    the local stack's database (`database_url`).
+    """
+    from hookline.local.sandbox import (
+        esewa_status,
+        khalti_lookup,
+        mercadopago_payment,
+        mollie_payment,
+        register_path,
+    )
+
+    if provider == "khalti" and database_url is not None:
+        import psycopg
+
+        from hookline.payments import expect_payment
+
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            for subject in subjects:
+                if subject.order_id is not None:
+                    expect_payment(
+                        connection,
+                        "khalti",
+                        str(subject.ids["khalti"]),
+                        subject.order_id,
+                        schema=schema,
+                    )
     http = urllib3.PoolManager()
     for subject in subjects:
-        payment = mercadopago_payment(
-            str(subject.ids["mercadopago"]),
-            "approved",
-            f"{subject.amount / 100:.2f}",
-            currency=subject.currency,
-            external_reference=subject.order_id,
+        payment_id = str(subject.ids[provider])
+        rupees = f"{subject.amount / 100:.2f}"
+        if provider == "mercadopago":
+            answer = mercadopago_payment(
+                payment_id,
+                "approved",
+                rupees,
+                currency=subject.currency,
+                external_reference=subject.order_id,
+            )
+        elif provider == "esewa":
+            # Asked with the signed total_amount (a float's text, e.g. 1500.5): same number.
+            answer = esewa_status(payment_id, "COMPLETE", rupees)
+        elif provider == "khalti":
+            answer = khalti_lookup(payment_id, "Completed", subject.amount)
+        elif provider == "mollie":
+            answer = mollie_payment(
+                payment_id,
+                "paid",
+                rupees,
+                currency=subject.currency,
+                order_id=subject.order_id,
+            )
+        else:
+            raise ValueError(f"{provider} has no sandbox payments")
+        response = http.request(
+            "POST",
+            sandbox_url + register_path(provider),
+            json=answer,
+            timeout=TIMEOUT,
+            retries=False,
         )
-        answer = http.request(
-            "POST", sandbox_url + REGISTER_PATH, json=payment, timeout=TIMEOUT, retries=False
-        )
-        if answer.status != 201:
-            raise RuntimeError(f"the provider sandbox refused a payment: {answer.status}")
+        if response.status != 201:
+            raise RuntimeError(f"the provider sandbox refused a payment: {response.status}")
 
 
 def webhook_url(base_url: str, event: SimulatedEvent) -> tuple[str, str]:
@@ -106,11 +174,27 @@ def deliver_one(
     started = time.monotonic()
     try:
         response = http.request(
-            "POST", url, body=event.body, headers=headers, timeout=TIMEOUT, retries=False
+            "POST",
+            url,
+            body=signed_body(event, secret),
+            headers=headers,
+            timeout=TIMEOUT,
+            retries=False,
         )
     except urllib3.exceptions.HTTPError as error:
         return Answer(event, None, (time.monotonic() - started) * 1000, type(error).__name__)
-    return Answer(event, response.status, (time.monotonic() - started) * 1000)
+    return Answer(
+        event, response.status, (time.monotonic() - started) * 1000, event_id=_answered_id(response)
+    )
+
+
+def _answered_id(response: urllib3.BaseHTTPResponse) -> str | None:
+    try:
+        answered = json.loads(response.data)
+    except ValueError:
+        return None
+    event_id = answered.get("event_id") if isinstance(answered, dict) else None
+    return event_id if isinstance(event_id, str) else None
 
 
 @dataclass
@@ -147,7 +231,7 @@ class Summary:
                 {
                     "provider": a.event.provider,
                     "event_type": a.event.event_type,
-                    "event_id": a.event.event_id,
+                    "event_id": a.ledger_id,
                     "status": a.status,
                 }
                 for a in self.answers

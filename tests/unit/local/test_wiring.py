@@ -37,6 +37,9 @@ def test_functions_routes_and_sources_come_from_the_template() -> None:
     assert receiver.environment["POWERTOOLS_SERVICE_NAME"] == STACK_NAME
     assert {(r.method, r.path, r.function) for r in wiring.routes} == {
         ("POST", "/webhooks/{provider}", "ReceiverFunction"),
+        # Providers that sign nothing: routes of their own, throttled apart.
+        ("POST", "/webhooks/khalti", "ReceiverFunction"),
+        ("POST", "/webhooks/mollie", "ReceiverFunction"),
         ("GET", "/health", "ReceiverFunction"),
     }
     (source,) = wiring.queue_sources

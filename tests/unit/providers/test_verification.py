@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -11,12 +12,20 @@ from hookline.errors import ConfigurationError, MalformedEvent, RejectReason, Si
 from hookline.providers import PROVIDER_NAMES, Provider, WebhookRequest, build_registry
 
 from tests.support import samples
-from tests.support.signers import NOW, SECRETS, Signed, sign
+from tests.support.signers import FORGED_SECRETS, NOW, SECRETS, Signed, sign
 
 REGISTRY = build_registry()
 TOLERANCE = 300
-TIMESTAMPED = ("stripe", "svix", "standard", "mercadopago")
+TIMESTAMPED = ("stripe", "svix", "standard", "mercadopago", "paddle")
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
+# They sign nothing (verify accepts anything; the consumer confirms each callback with
+# the provider's API): no signature to forge, tamper with, rotate out or leave off.
+UNSIGNED = ("khalti", "mollie")
+# They sign named fields inside the body, with no signature header: a changed byte
+# matters where it is a signed value, and the signature is a body member, not a header.
+SIGNED_IN_BODY = ("adyen", "esewa")
+SIGNED = tuple(name for name in PROVIDER_NAMES if name not in UNSIGNED)
+HEADER_SIGNED = tuple(name for name in SIGNED if name not in SIGNED_IN_BODY)
 
 
 def verify(
@@ -38,6 +47,18 @@ def signed(request: pytest.FixtureRequest) -> Signed:
     return sign(request.param)
 
 
+@pytest.fixture(params=SIGNED)
+def keyed(request: pytest.FixtureRequest) -> Signed:
+    """A request from a provider that signs something."""
+    return sign(request.param)
+
+
+@pytest.fixture(params=HEADER_SIGNED)
+def headed(request: pytest.FixtureRequest) -> Signed:
+    """A request from a provider whose signature travels in headers."""
+    return sign(request.param)
+
+
 def test_registry_has_every_provider_of_the_design() -> None:
     assert set(REGISTRY) == {
         "stripe",
@@ -47,7 +68,16 @@ def test_registry_has_every_provider_of_the_design() -> None:
         "github",
         "svix",
         "standard",
+        "paddle",
+        "adyen",
+        "esewa",
+        "khalti",
+        "mollie",
+        "razorpay",
+        "lemonsqueezy",
+        "woocommerce",
     }
+    assert set(PROVIDER_NAMES) <= set(REGISTRY)
     provider: Provider = REGISTRY["stripe"]
     assert provider.name == "stripe"
 
@@ -59,11 +89,20 @@ def test_valid_request_is_accepted_and_normalized(signed: Signed) -> None:
     assert envelope.event_id == signed.event_id
     assert envelope.event_type == signed.event_type
     assert envelope.object_id == signed.object_id
-    assert envelope.body == signed.request.body.decode()
+    assert envelope.body == signed.queued_body
     assert envelope.received_at == RECEIVED_AT
 
 
-def test_body_tampered_by_one_byte_is_refused(signed: Signed) -> None:
+def test_body_tampered_by_one_byte_is_refused(keyed: Signed) -> None:
+    signed = keyed
+    if signed.provider in SIGNED_IN_BODY:
+        # One byte of a signed value (Adyen's pspReference, eSewa's transaction_uuid).
+        value = signed.object_id or ""
+        changed = value[:-1] + chr(ord(value[-1]) ^ 0x01)
+        request = signed.with_document(signed.document.replace(value.encode(), changed.encode()))
+        assert request.body != signed.request.body
+        assert rejected(signed.provider, request) is RejectReason.MISMATCH
+        return
     body = bytearray(signed.request.body)
     body[len(body) // 2] ^= 0x01
     request = signed.with_body(bytes(body))
@@ -75,7 +114,8 @@ def test_body_tampered_by_one_byte_is_refused(signed: Signed) -> None:
     assert rejected(signed.provider, request) is RejectReason.MISMATCH
 
 
-def test_wrong_secret_is_refused(signed: Signed) -> None:
+def test_wrong_secret_is_refused(keyed: Signed) -> None:
+    signed = keyed
     other = sign(signed.provider, secret=SECRETS[signed.provider][1])
     assert rejected(signed.provider, other.request) is RejectReason.MISMATCH
 
@@ -86,21 +126,25 @@ def test_rotated_secrets_both_accepted(signed: Signed, signing_secret: int) -> N
     verify(signed.provider, request, secrets=SECRETS[signed.provider])
 
 
-def test_secret_removed_after_rotation_is_refused(signed: Signed) -> None:
+def test_secret_removed_after_rotation_is_refused(keyed: Signed) -> None:
+    signed = keyed
     old = sign(signed.provider, secret=SECRETS[signed.provider][1])
     assert rejected(signed.provider, old.request, secrets=(SECRETS[signed.provider][0],)) is (
         RejectReason.MISMATCH
     )
 
 
-def test_each_signature_header_missing_is_refused(signed: Signed) -> None:
+def test_each_signature_header_missing_is_refused(headed: Signed) -> None:
+    signed = headed
+    assert signed.signature_headers
     for header in signed.signature_headers:
         assert rejected(signed.provider, signed.with_headers(**{header: None})) is (
             RejectReason.MISSING_HEADER
         ), header
 
 
-def test_each_signature_header_empty_is_refused(signed: Signed) -> None:
+def test_each_signature_header_empty_is_refused(headed: Signed) -> None:
+    signed = headed
     for header in signed.signature_headers:
         for empty in ("", "   "):
             assert rejected(signed.provider, signed.with_headers(**{header: empty})) is (
@@ -116,20 +160,37 @@ MALFORMED = {
     "github": ["sha1=0123abcd", "0123abcd", "sha256=", "sha256=zz"],
     "svix": ["v1", "v2,abc", "garbage"],
     "standard": ["v1", "v2,abc", "garbage"],
+    "paddle": ["h1=00", "ts=1760000000", "ts=abc;h1=00", "garbage", "ts=1;ts=2;h1=00", "ts=;h1="],
+    "razorpay": ["zz", "00", "sha256=00", "garbage"],
+    "lemonsqueezy": ["zz", "00", "sha256=00", "garbage"],
+    "woocommerce": ["not base64!", "c2hvcnQ="],
 }
 
 
-def test_malformed_signature_header_is_refused(signed: Signed) -> None:
+def test_malformed_signature_header_is_refused(headed: Signed) -> None:
+    signed = headed
     header = signed.signature_headers[-1]
     for value in MALFORMED[signed.provider]:
         reason = rejected(signed.provider, signed.with_headers(**{header: value}))
         assert reason in (RejectReason.MALFORMED_HEADER, RejectReason.MISMATCH), value
 
 
-def test_duplicated_signature_header_is_refused(signed: Signed) -> None:
+# Paddle separates its header's entries with ";": an identical comma-joined copy reads as
+# the genuine ts and h1 (the same proof twice, accepted); a copy that differs is refused.
+SEMICOLON_SEPARATED = ("paddle",)
+
+
+def test_duplicated_signature_header_is_refused(headed: Signed) -> None:
+    signed = headed
     # API Gateway joins a repeated header's values with a comma.
     for header in signed.signature_headers:
         value = signed.request.headers[header]
+        if signed.provider in SEMICOLON_SEPARATED:
+            # The second copy is another genuine signature, of another time.
+            other = sign(signed.provider, timestamp=NOW - 1).request.headers[header]
+            joined = signed.with_headers(**{header: f"{value},{other}"})
+            assert rejected(signed.provider, joined) is RejectReason.MISMATCH
+            continue
         assert rejected(signed.provider, signed.with_headers(**{header: f"{value},{value}"})) in (
             RejectReason.MALFORMED_HEADER,
             RejectReason.MISMATCH,
@@ -157,8 +218,12 @@ def test_timestamp_at_the_edge_of_tolerance_is_accepted(provider: str) -> None:
 
 
 def test_non_utf8_body_verifies_but_cannot_be_normalized(signed: Signed) -> None:
-    body = b"\xff\xfe" + signed.request.body
+    body = b"\xff\xfe" + signed.document
     resigned = sign(signed.provider, body=body)
+    if signed.provider in SIGNED_IN_BODY:
+        # The signature is inside the body: an unreadable body carries none (401, not 400).
+        assert rejected(signed.provider, resigned.request) is RejectReason.MALFORMED_HEADER
+        return
     verify(signed.provider, resigned.request)
     with pytest.raises(MalformedEvent):
         REGISTRY[signed.provider].normalize(resigned.request, received_at=RECEIVED_AT)
@@ -167,12 +232,20 @@ def test_non_utf8_body_verifies_but_cannot_be_normalized(signed: Signed) -> None
 @pytest.mark.parametrize("body", [b"", b"null", b"[1,2]", b"{", b'"text"'])
 def test_signed_body_that_is_not_a_json_object_is_malformed(signed: Signed, body: bytes) -> None:
     resigned = sign(signed.provider, body=body)
+    if signed.provider in SIGNED_IN_BODY:
+        # No notification or document: nowhere for a signature to be (401, not 400).
+        assert rejected(signed.provider, resigned.request) in (
+            RejectReason.MALFORMED_HEADER,
+            RejectReason.MISSING_HEADER,
+        )
+        return
     verify(signed.provider, resigned.request)
     with pytest.raises(MalformedEvent):
         REGISTRY[signed.provider].normalize(resigned.request, received_at=RECEIVED_AT)
 
 
-def test_non_ascii_signature_header_is_refused_not_crashed(signed: Signed) -> None:
+def test_non_ascii_signature_header_is_refused_not_crashed(headed: Signed) -> None:
+    signed = headed
     header = signed.signature_headers[-1]
     assert rejected(signed.provider, signed.with_headers(**{header: "t=1,v1=ü\u2603"})) in (
         RejectReason.MALFORMED_HEADER,
@@ -276,4 +349,40 @@ def test_base64_of_signature_is_compared_exactly() -> None:
     assert (
         rejected("shopify", signed.with_headers(x_shopify_hmac_sha256=unpadded))
         is RejectReason.MISMATCH
+    )
+
+
+def test_adyen_signature_missing_from_the_notification_is_refused() -> None:
+    document = json.loads(sign("adyen").request.body)
+    del document["notificationItems"][0]["NotificationRequestItem"]["additionalData"][
+        "hmacSignature"
+    ]
+    request = WebhookRequest(body=json.dumps(document).encode())
+    assert rejected("adyen", request) is RejectReason.MISSING_HEADER
+
+
+def test_adyen_secret_that_is_not_hex_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        verify("adyen", sign("adyen").request, secrets=("adyen-key-not-hex",))
+
+
+def test_esewa_signature_missing_from_the_document_is_refused() -> None:
+    signed = sign("esewa")
+    document = json.loads(signed.document)
+    del document["signature"]
+    request = signed.with_document(json.dumps(document).encode())
+    assert rejected("esewa", request) is RejectReason.MISSING_HEADER
+
+
+@pytest.mark.parametrize("provider", UNSIGNED)
+def test_an_unsigned_provider_accepts_any_request_as_a_thin_event(provider: str) -> None:
+    """What UNSIGNED means: no secret is needed to pass verify, and the event names only a
+    payment (the consumer asks the provider's API what is true)."""
+    signed = sign(provider, secret=FORGED_SECRETS[provider])
+    verify(provider, signed.request, secrets=("",))
+    envelope = REGISTRY[provider].normalize(signed.request, received_at=RECEIVED_AT)
+    assert (envelope.event_type, envelope.object_id, envelope.occurred_at) == (
+        "payment",
+        signed.object_id,
+        None,
     )
