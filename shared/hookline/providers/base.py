@@ -122,6 +122,32 @@ def required_header(request: WebhookRequest, name: str) -> str:
     return value.strip()
 
 
+def timestamped_signatures(
+    header: str, *, separator: str, timestamp_key: str, signature_key: str
+) -> tuple[str, list[str]]:
+    """`t=<ts>,v1=<sig>,v1=<sig>` (Stripe) or `ts=<ts>;h1=<sig>` (Paddle): the one
+    timestamp and every signature of the scheme; other keys are ignored, as the SDKs do.
+
+    Two timestamps mean the header was sent twice or tampered with: never guess which.
+    """
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for item in header.split(separator):
+        key, found, value = item.strip().partition("=")
+        if not found or not value:
+            raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+        if key == timestamp_key:
+            timestamps.append(value)
+        elif key == signature_key:
+            signatures.append(value)
+    if len(timestamps) != 1 or not signatures:
+        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+    timestamp = timestamps[0]
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
+    return timestamp, signatures
+
+
 def check_timestamp(timestamp: str, *, now: float, tolerance: int) -> None:
     """Refuse a signed timestamp too far in the past (replay) or future (clock abuse)."""
     if not timestamp.isascii() or not timestamp.isdigit():

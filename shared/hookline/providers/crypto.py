@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -18,6 +18,14 @@ def hex_digest(key: bytes, message: bytes) -> str:
 
 def base64_digest(key: bytes, message: bytes) -> str:
     return base64.b64encode(hmac_sha256(key, message)).decode("ascii")
+
+
+def check_body_signature(
+    signature: str, secrets: Iterable[str], body: bytes, digest: Callable[[bytes, bytes], str]
+) -> bool:
+    """Whether `signature` is `digest(secret, body)` for any of `secrets` (the providers
+    that sign the body alone: Shopify, Razorpay, Lemon Squeezy, WooCommerce)."""
+    return matches_any([digest(secret.encode("utf-8"), body) for secret in secrets], [signature])
 
 
 def matches_any(expected: Iterable[str], candidates: Iterable[str]) -> bool:

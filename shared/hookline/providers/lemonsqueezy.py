@@ -27,7 +27,7 @@ from hookline.providers.base import (
     required_header,
     text_field,
 )
-from hookline.providers.crypto import hex_digest, matches_any
+from hookline.providers.crypto import check_body_signature, hex_digest
 
 SIGNATURE_HEADER = "x-signature"
 # `order_created`, `subscription_payment_success`: no `:` in a name or an id, so the
@@ -80,8 +80,7 @@ class LemonSqueezy:
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
         signature = required_header(request, SIGNATURE_HEADER)
-        expected = [hex_digest(secret.encode("utf-8"), request.body) for secret in secrets]
-        if not matches_any(expected, [signature]):
+        if not check_body_signature(signature, secrets, request.body, hex_digest):
             raise SignatureRejected(RejectReason.MISMATCH)
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:

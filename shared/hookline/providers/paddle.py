@@ -32,6 +32,7 @@ from hookline.providers.base import (
     json_object,
     required_header,
     text_field,
+    timestamped_signatures,
 )
 from hookline.providers.crypto import hex_digest, matches_any
 
@@ -41,22 +42,7 @@ ADJUSTMENT_PREFIX = "adjustment."
 
 
 def _parse_signature_header(header: str) -> tuple[str, list[str]]:
-    timestamps: list[str] = []
-    signatures: list[str] = []
-    for item in header.split(";"):
-        key, separator, value = item.strip().partition("=")
-        if not separator or not value:
-            raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-        if key == "ts":
-            timestamps.append(value)
-        elif key == "h1":
-            signatures.append(value)
-    if len(timestamps) != 1 or not signatures:
-        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-    timestamp = timestamps[0]
-    if not timestamp.isascii() or not timestamp.isdigit():
-        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-    return timestamp, signatures
+    return timestamped_signatures(header, separator=";", timestamp_key="ts", signature_key="h1")
 
 
 def object_id(event_type: str, data: object) -> str | None:

@@ -31,7 +31,7 @@ from hookline.providers.base import (
     pick_headers,
     required_header,
 )
-from hookline.providers.crypto import hex_digest, matches_any
+from hookline.providers.crypto import check_body_signature, hex_digest
 
 SIGNATURE_HEADER = "x-razorpay-signature"
 # Unsigned: forwarded as a label for operators, never an identity.
@@ -108,8 +108,7 @@ class Razorpay:
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
         signature = required_header(request, SIGNATURE_HEADER)
-        expected = [hex_digest(secret.encode("utf-8"), request.body) for secret in secrets]
-        if not matches_any(expected, [signature]):
+        if not check_body_signature(signature, secrets, request.body, hex_digest):
             raise SignatureRejected(RejectReason.MISMATCH)
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:

@@ -30,7 +30,7 @@ from hookline.providers.base import (
     required_header,
     text_field,
 )
-from hookline.providers.crypto import base64_digest, matches_any
+from hookline.providers.crypto import base64_digest, check_body_signature
 
 WEBHOOKS_PREFIX = "x-shopify-"
 EVENTS_PREFIX = "shopify-"
@@ -63,8 +63,7 @@ class Shopify:
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
         signature = required_header(request, header_prefix(request) + HMAC)
-        expected = [base64_digest(secret.encode("utf-8"), request.body) for secret in secrets]
-        if not matches_any(expected, [signature]):
+        if not check_body_signature(signature, secrets, request.body, base64_digest):
             raise SignatureRejected(RejectReason.MISMATCH)
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:

@@ -16,6 +16,7 @@ from hookline.providers.base import (
     json_object,
     required_header,
     text_field,
+    timestamped_signatures,
 )
 from hookline.providers.crypto import hex_digest, matches_any
 
@@ -23,24 +24,7 @@ SIGNATURE_HEADER = "stripe-signature"
 
 
 def _parse_signature_header(header: str) -> tuple[str, list[str]]:
-    timestamps: list[str] = []
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, separator, value = item.strip().partition("=")
-        if not separator or not value:
-            raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-        if key == "t":
-            timestamps.append(value)
-        elif key == "v1":
-            signatures.append(value)
-        # Other schemes (v0 test signatures, future versions) are ignored, as Stripe's SDK does.
-    # Two timestamps means the header was sent twice or tampered with: never guess which.
-    if len(timestamps) != 1 or not signatures:
-        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-    timestamp = timestamps[0]
-    if not timestamp.isascii() or not timestamp.isdigit():
-        raise SignatureRejected(RejectReason.MALFORMED_HEADER)
-    return timestamp, signatures
+    return timestamped_signatures(header, separator=",", timestamp_key="t", signature_key="v1")
 
 
 class Stripe:

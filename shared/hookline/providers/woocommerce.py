@@ -37,7 +37,7 @@ from hookline.providers.base import (
     required_header,
     text_field,
 )
-from hookline.providers.crypto import base64_digest, matches_any
+from hookline.providers.crypto import base64_digest, check_body_signature
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"
@@ -121,8 +121,7 @@ class WooCommerce:
         self, request: WebhookRequest, secrets: Sequence[str], *, now: float, tolerance: int
     ) -> None:
         signature = required_header(request, SIGNATURE_HEADER)
-        expected = [base64_digest(secret.encode("utf-8"), request.body) for secret in secrets]
-        if not matches_any(expected, [signature]):
+        if not check_body_signature(signature, secrets, request.body, base64_digest):
             raise SignatureRejected(RejectReason.MISMATCH)
 
     def normalize(self, request: WebhookRequest, *, received_at: datetime) -> Envelope:

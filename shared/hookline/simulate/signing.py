@@ -13,25 +13,11 @@ import json
 import re
 from urllib.parse import urlencode
 
+from hookline.providers import PROVIDER_NAMES
 from hookline.simulate.events import SimulatedEvent
 
-PROVIDERS = (
-    "stripe",
-    "square",
-    "mercadopago",
-    "shopify",
-    "github",
-    "svix",
-    "standard",
-    "paddle",
-    "adyen",
-    "esewa",
-    "khalti",
-    "mollie",
-    "razorpay",
-    "lemonsqueezy",
-    "woocommerce",
-)
+# Every built-in provider: the simulator signs each as that provider does.
+PROVIDERS = PROVIDER_NAMES
 # Adyen's HMAC key: hex, as the Customer Area shows it.
 _HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 # Adyen's signed fields, in order; value and currency come from `amount`.
