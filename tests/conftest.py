@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.pipeline import Pipeline
-from tests.support.postgres import PostgresServer, fresh_database, migrated_template
+from tests.support.postgres import PostgresServer, empty_tables, fresh_database, migrated_template
 from tests.support.samples import SQUARE_URL
 from tests.support.stack import Stack, create_stack, default_secret_document, load_function
 
@@ -102,6 +102,21 @@ def database_url(postgres: PostgresServer, schema_template: str) -> Iterator[str
     """A migrated database of this test's own, dropped afterwards."""
     with fresh_database(postgres, schema_template) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(postgres: PostgresServer, schema_template: str) -> Iterator[str]:
+    """One migrated database for a module whose tests each start from emptied tables: a
+    module overrides `database_url` with `emptied_database_url` when its tests create
+    nothing but rows (a fresh database per test costs a second)."""
+    with fresh_database(postgres, schema_template) as url:
+        yield url
+
+
+@pytest.fixture
+def emptied_database_url(module_database_url: str) -> str:
+    empty_tables(module_database_url)
+    return module_database_url
 
 
 @pytest.fixture

@@ -30,6 +30,12 @@ from tests.support.postgres import insert_order
 
 
 @pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
+@pytest.fixture
 def applier(database_url: str, mercadopago_api: ProviderSandbox) -> Iterator[Applier]:
     database = Database(lambda: database_url)
     yield Applier(

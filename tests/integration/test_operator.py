@@ -24,6 +24,12 @@ from tests.support.postgres import insert_order
 Handler = Any
 
 
+@pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
 def paid(pipeline: Pipeline, db: Any, intent: str) -> Envelope:
     """A payment applied to order-1001."""
     insert_order(db, "order-1001", 2000)

@@ -44,6 +44,12 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
+@pytest.fixture
 def applier(database_url: str, mercadopago_api: ProviderSandbox) -> Iterator[Applier]:
     database = Database(lambda: database_url)
     yield Applier(

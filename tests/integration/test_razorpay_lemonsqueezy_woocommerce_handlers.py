@@ -36,6 +36,12 @@ from tests.support.postgres import insert_order
 SECRET = "integration-test-secret-fake"
 
 
+@pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
 class NoApis:
     """These providers sign their whole body: nothing is ever fetched."""
 

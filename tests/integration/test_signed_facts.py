@@ -34,6 +34,12 @@ ORDER_ID = "820982911946154508"  # samples.shopify_order's id
 CREATED = "2026-11-20T16:15:47-04:00"
 
 
+@pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
 def post(provider: str, request: WebhookRequest) -> tuple[int, dict[str, Any]]:
     answer = RECEIVER.lambda_handler(webhook_event(provider, request), FakeLambdaContext())
     return int(answer["statusCode"]), json.loads(answer["body"])

@@ -53,6 +53,12 @@ SIGNED = "transaction_code,status,total_amount,transaction_uuid,product_code,sig
 
 
 @pytest.fixture
+def database_url(emptied_database_url: str) -> str:
+    """This module's tests write rows only: one database, emptied before each test."""
+    return emptied_database_url
+
+
+@pytest.fixture
 def sandbox() -> Iterator[ProviderSandbox]:
     with serve(
         ProviderSandbox(None, khalti_secret_key=KHALTI_KEY, mollie_api_key=MOLLIE_KEY)

@@ -55,6 +55,19 @@ POISONED = 0.005
 LATE_ORDERS = 0.05
 MISMATCHED_ORDERS = 0.01
 OTHER_PROVIDERS = ("github", "svix", "standard")
+# The soak's model (tests/support/model.py, this module) has no lifecycles for
+# these yet: the simulator signs them, the soak does not send them. Drop each once it does.
+NOT_YET_SOAKED = (
+    "paddle",
+    "adyen",
+    "esewa",
+    "khalti",
+    "mollie",
+    "razorpay",
+    "lemonsqueezy",
+    "woocommerce",
+)
+
 # Share of genuine events from the providers no handler applies (ignored).
 OTHER_SHARE = 0.02
 UNHANDLED_SHARE = 0.002

@@ -120,6 +120,20 @@ def fresh_database(server: PostgresServer, template: str | None) -> Iterator[str
         server.drop_database(name)
 
 
+def empty_tables(url: str, schema: str = DEFAULT_SCHEMA) -> None:
+    """Every table of hookline's schema emptied, its migrations history kept: a database
+    reused by one module's tests starts each test as a fresh copy would (in milliseconds,
+    where a fresh copy costs a second)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s"
+            " AND tablename <> 'schema_migrations'",
+            (schema,),
+        ).fetchall()
+        names = sql.SQL(", ").join(sql.Identifier(schema, name) for (name,) in tables)
+        connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
+
+
 def insert_order(
     db: psycopg.Connection[Any], order_id: str, amount: int, currency: str = "USD"
 ) -> None:

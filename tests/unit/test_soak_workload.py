@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from hookline.simulate.signing import PROVIDERS
 
-from tests.soak.workload import SaveOrder, Send, Workload, build, describe
-
-# The soak's model (tests/soak/model.py, tests/soak/workload.py) has no lifecycles for
-# these yet: the simulator signs them, the soak does not send them. Drop each once it does.
-NOT_YET_SOAKED = (
-    "paddle",
-    "adyen",
-    "esewa",
-    "khalti",
-    "mollie",
-    "razorpay",
-    "lemonsqueezy",
-    "woocommerce",
-)
+from tests.soak.workload import NOT_YET_SOAKED, SaveOrder, Send, Workload, build, describe
 
 
 def test_the_mix_is_the_one_promised() -> None:

@@ -462,7 +462,10 @@ def serve(sandbox: ProviderSandbox, host: str = "127.0.0.1") -> Iterator[Provide
             """Quiet: the functions log what they fetched."""
 
     server = ThreadingHTTPServer((host, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown waits for it, and tests start and stop a sandbox per test.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     sandbox.url = f"http://{host}:{server.server_address[1]}"
     try:
