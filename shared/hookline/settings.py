@@ -13,7 +13,6 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hookline.errors import ConfigurationError
-from hookline.providers.generic import GenericSpec, parse_specs
 from hookline.schema import DEFAULT_SCHEMA, schema_name
 
 
@@ -43,12 +42,8 @@ class ReceiverSettings(_EnvSettings):
     signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     mercadopago_tolerance_seconds: int = Field(default=86_400, ge=1, le=604_800)
     max_body_bytes: int = Field(default=1_048_576, ge=1, le=1_048_576)
-    # HMAC senders described by configuration (hookline.providers.generic), as JSON.
+    # HMAC senders described by configuration, as JSON (hookline.providers.generic).
     hookline_generic_providers: str = "{}"
-
-    def generic_providers(self) -> dict[str, GenericSpec]:
-        """The configured generic senders; ConfigurationError naming what is wrong."""
-        return parse_specs(self.hookline_generic_providers)
 
 
 class DatabaseSettings(_EnvSettings):

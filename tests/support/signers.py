@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, unquote
 
-from hookline.providers import WebhookRequest
+from hookline.envelope import Envelope
+from hookline.errors import RejectReason, SignatureRejected
+from hookline.providers import Provider, WebhookRequest
 
 from tests.support import samples
 
@@ -71,6 +73,43 @@ def _hmac(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+def with_headers(request: WebhookRequest, **changes: str | None) -> WebhookRequest:
+    """`request` with headers set (`x_name="v"` sets `x-name`) or removed (`None`)."""
+    headers = dict(request.headers)
+    for name, value in changes.items():
+        key = name.replace("_", "-")
+        if value is None:
+            headers.pop(key, None)
+        else:
+            headers[key] = value
+    return replace(request, headers=headers)
+
+
+@dataclass(frozen=True)
+class ProviderCase:
+    """One provider's verify and normalize as a single-provider test calls them: at NOW,
+    with its current secret unless told otherwise, the receiver's 300 s tolerance."""
+
+    provider: Provider
+    secrets: tuple[str, ...]
+
+    def verify(self, request: WebhookRequest, secrets: tuple[str, ...] | None = None) -> None:
+        self.provider.verify(request, secrets or self.secrets[:1], now=NOW, tolerance=300)
+
+    def rejected(
+        self, request: WebhookRequest, secrets: tuple[str, ...] | None = None
+    ) -> RejectReason:
+        """The reason `request` is refused (the test fails if it verifies)."""
+        try:
+            self.verify(request, secrets)
+        except SignatureRejected as refused:
+            return refused.reason
+        raise AssertionError("the request verified")
+
+    def normalize(self, request: WebhookRequest) -> Envelope:
+        return self.provider.normalize(request, received_at=datetime.fromtimestamp(NOW, UTC))
+
+
 @dataclass(frozen=True)
 class Signed:
     """A validly signed request plus what the tests need to vary one thing."""
@@ -83,14 +122,7 @@ class Signed:
     object_id: str | None
 
     def with_headers(self, **changes: str | None) -> WebhookRequest:
-        headers = dict(self.request.headers)
-        for name, value in changes.items():
-            key = name.replace("_", "-")
-            if value is None:
-                headers.pop(key, None)
-            else:
-                headers[key] = value
-        return replace(self.request, headers=headers)
+        return with_headers(self.request, **changes)
 
     # What the queued envelope's body is, where it is not the request body: eSewa's
     # decoded document, Khalti's and Mollie's forwarded form as JSON.

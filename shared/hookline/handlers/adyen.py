@@ -52,6 +52,7 @@ from hookline.handlers.base import (
     HandlerContext,
     Outcome,
     apply_payment_event,
+    apply_refund_event,
     integer,
     mapping,
     required_text,
@@ -257,8 +258,8 @@ def _money_back(
 ) -> Outcome:
     """A refund (or chargeback) of `amount`, recorded by the event's own pspReference."""
     item = _item(event)
-    stale, total = apply_refund(
-        context.locks,
+    return apply_refund_event(
+        context,
         RefundUpdate(
             provider="adyen",
             refund_id=required_text(item, "pspReference", "pspReference"),
@@ -267,16 +268,5 @@ def _money_back(
             amount=amount,
             currency=currency,
         ),
-    )
-    if stale:
-        return Outcome(LedgerStatus.STALE)
-    return apply_payment_event(
-        context,
-        PaymentUpdate(
-            provider="adyen",
-            payment_id=payment_id,
-            occurred_at=event.envelope.received_at,
-            currency=currency,
-            amount_refunded=total,
-        ),
+        event.envelope.received_at,
     )

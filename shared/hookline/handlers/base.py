@@ -9,7 +9,7 @@ it): payments first, then orders, so no two handlers can deadlock.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
 from hookline.ledger import LedgerStatus
 from hookline.locks import RowLocks
-from hookline.payments import PaymentUpdate, apply_payment_and_sync
+from hookline.payments import PaymentUpdate, RefundUpdate, apply_payment_and_sync, apply_refund
 from hookline.providers.base import ApiRead, ProviderApi, text_field
 from hookline.storable import is_storable_text
 
@@ -129,6 +129,30 @@ def apply_payment_event(context: HandlerContext, update: PaymentUpdate) -> Outco
         order_status=order.after.status.value,
         amount_mismatch=order.became_mismatch,
     )
+
+
+def apply_refund_event(
+    context: HandlerContext,
+    refund: RefundUpdate,
+    occurred_at: datetime | None,
+    payment: PaymentUpdate | None = None,
+) -> Outcome:
+    """Record one refund (by its own id), then move its payment to the refunds' new total.
+
+    `stale` when the refund's record did not change (an older view of it). `payment`:
+    what else the event says about the payment (its amount, its order), if anything;
+    its refunded amount is always the recorded refunds' total.
+    """
+    stale, total = apply_refund(context.locks, refund)
+    if stale:
+        return Outcome(LedgerStatus.STALE)
+    base = payment or PaymentUpdate(
+        provider=refund.provider,
+        payment_id=refund.payment_id,
+        occurred_at=occurred_at,
+        currency=refund.currency,
+    )
+    return apply_payment_event(context, replace(base, amount_refunded=total))
 
 
 # Reading payloads: a field that is missing or of the wrong type is a MalformedEvent

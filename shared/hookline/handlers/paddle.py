@@ -34,6 +34,7 @@ from hookline.handlers.base import (
     HandlerContext,
     Outcome,
     apply_payment_event,
+    apply_refund_event,
     integer,
     mapping,
     required_text,
@@ -47,7 +48,6 @@ from hookline.payments import (
     PaymentUpdate,
     RefundStatus,
     RefundUpdate,
-    apply_refund,
 )
 
 TRANSACTION_STATUS = {
@@ -140,8 +140,8 @@ def adjustment(context: HandlerContext, event: Event) -> Outcome:
         raise MalformedEvent("data.status is not a known adjustment status")
     currency = currency_code(adj.get("currency_code"), "data.currency_code")
     payment_id = required_text(adj, "transaction_id", "data.transaction_id")
-    stale, total = apply_refund(
-        context.locks,
+    return apply_refund_event(
+        context,
         RefundUpdate(
             provider="paddle",
             refund_id=required_text(adj, "id", "data.id"),
@@ -150,16 +150,5 @@ def adjustment(context: HandlerContext, event: Event) -> Outcome:
             amount=minor_units(mapping(adj, "totals"), "total", "data.totals.total"),
             currency=currency,
         ),
-    )
-    if stale:
-        return Outcome(LedgerStatus.STALE)
-    return apply_payment_event(
-        context,
-        PaymentUpdate(
-            provider="paddle",
-            payment_id=payment_id,
-            occurred_at=event.occurred_at,
-            currency=currency,
-            amount_refunded=total,
-        ),
+        event.occurred_at,
     )

@@ -26,20 +26,19 @@ from hookline.handlers.base import (
     HandlerContext,
     Outcome,
     apply_payment_event,
+    apply_refund_event,
     integer,
     mapping,
     required_text,
     text,
 )
 from hookline.handlers.registry import registry
-from hookline.ledger import LedgerStatus
 from hookline.money import currency_code
 from hookline.payments import (
     PaymentStatus,
     PaymentUpdate,
     RefundStatus,
     RefundUpdate,
-    apply_refund,
 )
 from hookline.providers.base import dig
 
@@ -114,8 +113,17 @@ def refund(context: HandlerContext, event: Event) -> Outcome:
     payment_id = required_text(razorpay_refund, "payment_id", "refund.payment_id")
     currency = currency_code(razorpay_refund.get("currency"), "refund.currency")
     status = _status(REFUND_STATUS, razorpay_refund.get("status"), "refund.status")
-    stale, total = apply_refund(
-        context.locks,
+    payment = None
+    if isinstance(dig(event.payload, "payload", "payment"), Mapping):
+        # The event carries its payment as it is now: its amount and order. Not its
+        # status (a refund proves the capture, whatever it says), nor its
+        # amount_refunded (it counts refunds still pending).
+        carried = _payment_update(event)
+        if carried.payment_id != payment_id:
+            raise MalformedEvent("refund.payment_id is not the payment the event carries")
+        payment = replace(carried, status=None, captured_amount=carried.amount)
+    return apply_refund_event(
+        context,
         RefundUpdate(
             provider="razorpay",
             refund_id=required_text(razorpay_refund, "id", "refund.id"),
@@ -124,23 +132,6 @@ def refund(context: HandlerContext, event: Event) -> Outcome:
             amount=integer(razorpay_refund, "amount", "refund.amount"),
             currency=currency,
         ),
+        event.occurred_at,
+        payment,
     )
-    if stale:
-        return Outcome(LedgerStatus.STALE)
-    update = PaymentUpdate(
-        provider="razorpay",
-        payment_id=payment_id,
-        occurred_at=event.occurred_at,
-        currency=currency,
-        amount_refunded=total,
-    )
-    if isinstance(dig(event.payload, "payload", "payment"), Mapping):
-        # The event carries its payment as it is now: its amount, order and cumulative
-        # refunded amount. Not its status: a refund proves the capture, whatever it says.
-        carried = _payment_update(event)
-        if carried.payment_id != payment_id:
-            raise MalformedEvent("refund.payment_id is not the payment the event carries")
-        update = replace(
-            carried, status=None, amount_refunded=total, captured_amount=carried.amount
-        )
-    return apply_payment_event(context, update)

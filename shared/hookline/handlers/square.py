@@ -11,20 +11,19 @@ from hookline.handlers.base import (
     HandlerContext,
     Outcome,
     apply_payment_event,
+    apply_refund_event,
     integer,
     mapping,
     required_text,
     text,
 )
 from hookline.handlers.registry import registry
-from hookline.ledger import LedgerStatus
 from hookline.money import currency_code
 from hookline.payments import (
     PaymentStatus,
     PaymentUpdate,
     RefundStatus,
     RefundUpdate,
-    apply_refund,
 )
 
 PAYMENT_STATUS = {
@@ -86,8 +85,8 @@ def refund(context: HandlerContext, event: Event) -> Outcome:
     square_refund = mapping(event.payload, "data", "object", "refund")
     amount, currency = _money(square_refund, "amount_money", "refund.amount_money")
     payment_id = required_text(square_refund, "payment_id", "refund.payment_id")
-    stale, total = apply_refund(
-        context.locks,
+    return apply_refund_event(
+        context,
         RefundUpdate(
             provider="square",
             refund_id=required_text(square_refund, "id", "refund.id"),
@@ -96,16 +95,5 @@ def refund(context: HandlerContext, event: Event) -> Outcome:
             amount=amount,
             currency=currency,
         ),
-    )
-    if stale:
-        return Outcome(LedgerStatus.STALE)
-    return apply_payment_event(
-        context,
-        PaymentUpdate(
-            provider="square",
-            payment_id=payment_id,
-            occurred_at=event.occurred_at,
-            currency=currency,
-            amount_refunded=total,
-        ),
+        event.occurred_at,
     )

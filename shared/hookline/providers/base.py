@@ -283,6 +283,16 @@ def _plausible(moment: datetime, what: str) -> datetime:
     return moment
 
 
+def per_delivery_event_id(object_id: str, received_at: datetime) -> str:
+    """`{object_id}:{received_at in UTC, microseconds}`: each delivery its own event.
+
+    For senders that sign nothing and post the same body on every change (Mollie),
+    or whose callback may come again after a pending answer (Khalti): a second
+    delivery must be checked again, not dropped as a duplicate.
+    """
+    return f"{object_id}:{received_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
 def body_text(request: WebhookRequest) -> str:
     """The raw body as text for the envelope; json_object already proved it is UTF-8."""
     return request.body.decode("utf-8")

@@ -28,12 +28,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
-from hookline.providers.base import ApiRead, ProviderApi, WebhookRequest
+from hookline.providers.base import ApiRead, ProviderApi, WebhookRequest, per_delivery_event_id
 
 # The lookup, signed in with the merchant's secret key (the `khalti` entry's first secret)
 # as `Authorization: Key <secret>`. It states an expired or canceled payment with a 400.
@@ -72,11 +72,6 @@ def pidx_of(fields: Mapping[str, str]) -> str:
     return pidx
 
 
-def event_id(pidx: str, received_at: datetime) -> str:
-    """One event per delivery: `{pidx}:{received_at in UTC, microseconds}`."""
-    return f"{pidx}:{received_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
-
-
 class Khalti:
     name = "khalti"
 
@@ -90,7 +85,7 @@ class Khalti:
         pidx = pidx_of(fields)
         return Envelope(
             provider=self.name,
-            event_id=event_id(pidx, received_at),
+            event_id=per_delivery_event_id(pidx, received_at),
             event_type="payment",
             object_id=pidx,
             # Nothing says when: the lookup says what is true now.

@@ -26,12 +26,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from hookline.envelope import Envelope
 from hookline.errors import MalformedEvent
-from hookline.providers.base import ApiRead, ProviderApi, WebhookRequest
+from hookline.providers.base import ApiRead, ProviderApi, WebhookRequest, per_delivery_event_id
 
 # GET /v2/payments/{id}, `Authorization: Bearer <the mollie entry's first secret>`.
 API = ProviderApi("mollie", "https://api.mollie.com", "mollie")
@@ -51,11 +51,6 @@ def payment_id_of(body: bytes) -> str:
     return ids[0]
 
 
-def event_id(payment_id: str, received_at: datetime) -> str:
-    """One event per delivery: `{id}:{received_at in UTC, microseconds}`."""
-    return f"{payment_id}:{received_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
-
-
 class Mollie:
     name = "mollie"
 
@@ -68,7 +63,7 @@ class Mollie:
         payment_id = payment_id_of(request.body)
         return Envelope(
             provider=self.name,
-            event_id=event_id(payment_id, received_at),
+            event_id=per_delivery_event_id(payment_id, received_at),
             event_type="payment",
             object_id=payment_id,
             occurred_at=None,

@@ -27,6 +27,7 @@ from hookline.errors import (
 from hookline.metric_names import Metric
 from hookline.observability import count, logger, tracer
 from hookline.providers import PROVIDER_NAMES, WebhookRequest, build_registry
+from hookline.providers.generic import parse_specs
 from hookline.queue import EventQueue
 from hookline.receiver.intake import Intake
 from hookline.secrets import WebhookSecrets
@@ -41,7 +42,7 @@ app = APIGatewayHttpResolver()
 
 def build_intake(settings: ReceiverSettings) -> Intake:
     secrets_client = boto3.client("secretsmanager", config=CLIENT_CONFIG)
-    generic = settings.generic_providers()
+    generic = parse_specs(settings.hookline_generic_providers)
     return Intake(
         providers=build_registry(
             square_notification_url=settings.square_notification_url,

@@ -26,8 +26,6 @@ from hookline.secrets import WebhookSecrets
 from hookline.settings import ReconcilerSettings
 
 # API credentials in the webhook secret, beside the signing secrets (docs/providers.md).
-STRIPE_KEY = STRIPE_API_KEY
-SQUARE_KEY = SQUARE_ACCESS_TOKEN
 
 
 def _configured(secrets: WebhookSecrets, key: str) -> bool:
@@ -41,11 +39,11 @@ def _configured(secrets: WebhookSecrets, key: str) -> bool:
 def event_listings(settings: ReconcilerSettings, secrets: WebhookSecrets) -> list[EventListing]:
     """The providers whose events can be listed: those with an API credential."""
     listings: list[EventListing] = []
-    if _configured(secrets, STRIPE_KEY):
-        stripe_key = lambda: secrets.api_credential(STRIPE_KEY)  # noqa: E731 - read on use
+    if _configured(secrets, STRIPE_API_KEY):
+        stripe_key = lambda: secrets.api_credential(STRIPE_API_KEY)  # noqa: E731 - read on use
         listings.append(StripeEvents(stripe_key, settings.stripe_api_url))
-    if _configured(secrets, SQUARE_KEY):
-        square_token = lambda: secrets.api_credential(SQUARE_KEY)  # noqa: E731 - read on use
+    if _configured(secrets, SQUARE_ACCESS_TOKEN):
+        square_token = lambda: secrets.api_credential(SQUARE_ACCESS_TOKEN)  # noqa: E731 - read on use
         listings.append(SquareEvents(square_token, settings.square_api_url))
     return listings
 

@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hookline.envelope import Envelope
-from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
+from hookline.errors import MalformedEvent, RejectReason
 from hookline.providers.base import WebhookRequest
 from hookline.providers.lemonsqueezy import LemonSqueezy
+
+from tests.support.signers import ProviderCase, with_headers
 
 NOW = 1_760_000_000
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
 SECRETS = ("ls-test-signing-secret-fake", "ls-previous-signing-secret-fake")
 UPDATED_AT = "2021-08-11T13:47:29.000000Z"
-LEMONSQUEEZY = LemonSqueezy()
+CASE = ProviderCase(LemonSqueezy(), SECRETS)
+verify, rejected, normalize = CASE.verify, CASE.rejected, CASE.normalize
 
 
 def order_created() -> dict[str, Any]:
@@ -78,31 +80,6 @@ def signed(
             "x-signature": hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest(),
         },
     )
-
-
-def with_headers(request: WebhookRequest, **changes: str | None) -> WebhookRequest:
-    headers = dict(request.headers)
-    for name, value in changes.items():
-        key = name.replace("_", "-")
-        if value is None:
-            headers.pop(key, None)
-        else:
-            headers[key] = value
-    return WebhookRequest(body=request.body, headers=headers)
-
-
-def verify(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> None:
-    LEMONSQUEEZY.verify(request, secrets, now=NOW, tolerance=300)
-
-
-def rejected(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> RejectReason:
-    with pytest.raises(SignatureRejected) as caught:
-        verify(request, secrets)
-    return caught.value.reason
-
-
-def normalize(request: WebhookRequest) -> Envelope:
-    return LEMONSQUEEZY.normalize(request, received_at=RECEIVED_AT)
 
 
 # ---------------------------------------------------------------- verification

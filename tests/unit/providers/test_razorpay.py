@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hookline.envelope import Envelope
-from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
+from hookline.errors import MalformedEvent, RejectReason
 from hookline.providers.base import WebhookRequest
 from hookline.providers.razorpay import Razorpay
+
+from tests.support.signers import ProviderCase, with_headers
 
 NOW = 1_760_000_000
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
 SECRETS = ("rzp-test-webhook-secret-fake", "rzp-previous-webhook-secret-fake")
 CREATED_AT = 1_759_999_990
-RAZORPAY = Razorpay()
+CASE = ProviderCase(Razorpay(), SECRETS)
+verify, rejected, normalize = CASE.verify, CASE.rejected, CASE.normalize
 
 
 def captured() -> dict[str, Any]:
@@ -125,31 +127,6 @@ def signed(
     )
 
 
-def verify(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> None:
-    RAZORPAY.verify(request, secrets, now=NOW, tolerance=300)
-
-
-def rejected(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> RejectReason:
-    with pytest.raises(SignatureRejected) as caught:
-        verify(request, secrets)
-    return caught.value.reason
-
-
-def normalize(request: WebhookRequest) -> Envelope:
-    return RAZORPAY.normalize(request, received_at=RECEIVED_AT)
-
-
-def with_headers(request: WebhookRequest, **changes: str | None) -> WebhookRequest:
-    headers = dict(request.headers)
-    for name, value in changes.items():
-        key = name.replace("_", "-")
-        if value is None:
-            headers.pop(key, None)
-        else:
-            headers[key] = value
-    return WebhookRequest(body=request.body, headers=headers)
-
-
 # ---------------------------------------------------------------- verification
 
 
@@ -225,7 +202,7 @@ def test_a_signature_with_a_control_character_is_refused_before_the_hmac() -> No
 
 def test_an_old_delivery_still_verifies_razorpay_signs_no_time() -> None:
     # No timestamp is signed: a replay is caught by its identity (a duplicate), not a window.
-    RAZORPAY.verify(signed(), SECRETS[:1], now=NOW + 86_400 * 30, tolerance=300)
+    CASE.provider.verify(signed(), SECRETS[:1], now=NOW + 86_400 * 30, tolerance=300)
 
 
 # ---------------------------------------------------------------- normalization

@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hookline.envelope import Envelope
-from hookline.errors import MalformedEvent, RejectReason, SignatureRejected
+from hookline.errors import MalformedEvent, RejectReason
 from hookline.providers.base import WebhookRequest
 from hookline.providers.woocommerce import WooCommerce
+
+from tests.support.signers import ProviderCase, with_headers
 
 NOW = 1_760_000_000
 RECEIVED_AT = datetime.fromtimestamp(NOW, UTC)
 SECRETS = ("wc-test-webhook-secret-fake", "wc-previous-webhook-secret-fake")
 MODIFIED = "2017-03-22T16:28:08"
-WOOCOMMERCE = WooCommerce()
+CASE = ProviderCase(WooCommerce(), SECRETS)
+verify, rejected, normalize = CASE.verify, CASE.rejected, CASE.normalize
 
 
 def order() -> dict[str, Any]:
@@ -78,31 +80,6 @@ def signed(
             "x-wc-webhook-delivery-id": "2c4b0e2d4e8b0f2fb3fa01b1c4b5d2a9",
         },
     )
-
-
-def with_headers(request: WebhookRequest, **changes: str | None) -> WebhookRequest:
-    headers = dict(request.headers)
-    for name, value in changes.items():
-        key = name.replace("_", "-")
-        if value is None:
-            headers.pop(key, None)
-        else:
-            headers[key] = value
-    return WebhookRequest(body=request.body, headers=headers)
-
-
-def verify(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> None:
-    WOOCOMMERCE.verify(request, secrets, now=NOW, tolerance=300)
-
-
-def rejected(request: WebhookRequest, secrets: tuple[str, ...] = SECRETS[:1]) -> RejectReason:
-    with pytest.raises(SignatureRejected) as caught:
-        verify(request, secrets)
-    return caught.value.reason
-
-
-def normalize(request: WebhookRequest) -> Envelope:
-    return WOOCOMMERCE.normalize(request, received_at=RECEIVED_AT)
 
 
 # ---------------------------------------------------------------- verification
